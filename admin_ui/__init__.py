@@ -1,0 +1,1 @@
+"""admin_ui: filled by later issues."""

@@ -1,0 +1,1 @@
+"""archivage: filled by later issues."""

@@ -1,0 +1,199 @@
+"""Sign-in and consent pages (``/connexion``): French, server-rendered, no JavaScript."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from idp.api.authorize import deny, interaction_context
+from idp.api.browser import (
+    address_of,
+    current_session,
+    ensure_csrf_cookie,
+    error_page,
+    finish,
+    load_interaction,
+    render,
+)
+from idp.api.deps import CsrfDep, ProviderDep, ServerDep, TemplatesDep
+from idp.services import LoginFailed
+from plateforme.errors import TooManyRequests
+from plateforme.web import CSRF_COOKIE, request_id
+
+router = APIRouter(include_in_schema=False)
+
+SCOPE_LABELS = {
+    "openid": "vous identifier avec votre compte Martinique Connect",
+    "profile": "connaître vos nom, prénom, date de naissance et langue",
+    "email": "connaître votre adresse électronique",
+    "phone": "connaître votre numéro de téléphone",
+    "address": "connaître votre adresse postale",
+    "offline_access": "rester connecté à votre compte quand vous n'utilisez pas le service",
+    "archives:read": "consulter les archives de votre organisation",
+    "archives:write": "déposer des archives pour votre organisation",
+    "archives:admin": "administrer les archives de votre organisation",
+    "services:read": "consulter le catalogue de services et vos abonnements",
+    "services:order": "commander des services pour votre organisation",
+    "services:admin": "administrer le catalogue de services",
+}
+
+EXPIRED = "Cette demande de connexion a expiré ou n'est plus valide. Revenez au service et recommencez."
+CSRF_FAILED = "Le formulaire a expiré. Rechargez la page et recommencez."
+
+
+@router.get("/connexion")
+def login_form(
+    request: Request, provider: ProviderDep, templates: TemplatesDep, csrf: CsrfDep,
+    interaction: str | None = None,
+) -> Response:
+    pending = load_interaction(request, provider, interaction)
+    if interaction and pending is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    cookie = ensure_csrf_cookie(request, csrf)
+    return render(request, templates, provider, "login.html", {
+        "title": "Se connecter", "csrf_token": csrf.token(cookie, "login"),
+        "interaction": interaction or "", "email": "", "error": None,
+        **interaction_context(provider, pending),
+    })
+
+
+@router.post("/connexion")
+def login_submit(
+    request: Request, provider: ProviderDep, templates: TemplatesDep, csrf: CsrfDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+    interaction: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not csrf.check(cookie, csrf_token, "login"):
+        return error_page(
+            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            status_code=403,
+        )
+    pending = load_interaction(request, provider, interaction) if interaction else None
+    if interaction and pending is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    context = {
+        "title": "Se connecter", "csrf_token": csrf.token(cookie or "", "login"),
+        "interaction": interaction, "email": email, **interaction_context(provider, pending),
+    }
+    try:
+        signin = provider.users.authenticate_password(
+            email, password, address=address_of(request), request_id=request_id(request)
+        )
+    except TooManyRequests as exc:
+        response = render(request, templates, provider, "login.html",
+                          {**context, "error": exc.message}, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except LoginFailed as exc:
+        return render(request, templates, provider, "login.html",
+                      {**context, "error": exc.message}, status_code=401)
+    previous = current_session(request, provider)
+    if previous is not None:
+        provider.end_session(previous, reason="new_login", address=address_of(request))
+    sso = provider.sessions.create(
+        user_id=signin.user.id, acr=signin.acr, amr=signin.amr, address=address_of(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    provider.journal.record(_login_record(signin.user.id, signin.acr, request))
+    request.state.set_session = sso.sid
+    if pending is not None:
+        pending.login_done = True
+        from idp.api.browser import save_interaction
+
+        save_interaction(request, provider, csrf, query=pending.query,
+                         client_id=pending.client_id, existing=pending)
+        target = "/authorize/continue?" + urlencode({"interaction": pending.id})
+    else:
+        target = "/connexion/termine"
+    return finish(request, RedirectResponse(target, status_code=303), provider)
+
+
+def _login_record(user_id: object, acr: str, request: Request):  # type: ignore[no-untyped-def]
+    from plateforme.audit import AuditRecord
+
+    return AuditRecord(
+        action="login.success", actor=str(user_id), address=address_of(request),
+        request_id=request_id(request), details={"acr": acr, "amr": ["pwd"]},
+    )
+
+
+@router.get("/connexion/termine")
+def login_done(request: Request, provider: ProviderDep, templates: TemplatesDep) -> Response:
+    sso = current_session(request, provider)
+    if sso is None:
+        return finish(request, RedirectResponse("/connexion", status_code=303), provider)
+    return error_page(
+        request, templates, provider, heading="Vous êtes connecté",
+        message="Votre session Martinique Connect est ouverte. Vous pouvez revenir au service.",
+        status_code=200,
+    )
+
+
+@router.get("/connexion/consentement")
+def consent_form(
+    request: Request, provider: ProviderDep, templates: TemplatesDep, csrf: CsrfDep,
+    interaction: str | None = None,
+) -> Response:
+    pending = load_interaction(request, provider, interaction)
+    sso = current_session(request, provider)
+    if pending is None or sso is None or not pending.login_done and sso is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    from idp.oauth2.integration import from_query
+
+    oauth_req = from_query(provider, pending.query)
+    client = provider.clients.get(pending.client_id)
+    if client is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    requested = (oauth_req.payload.scope or "").split()
+    allowed = set(client.scope.split())
+    labels = [SCOPE_LABELS[s] for s in dict.fromkeys(requested) if s in allowed and s in SCOPE_LABELS]
+    cookie = ensure_csrf_cookie(request, csrf)
+    return render(request, templates, provider, "consent.html", {
+        "title": f"Autoriser {client.name}", "client_name": client.name, "scopes": labels,
+        "csrf_token": csrf.token(cookie, "consent"), "interaction": pending.id,
+    })
+
+
+@router.post("/connexion/consentement")
+def consent_submit(
+    request: Request, provider: ProviderDep, server: ServerDep, templates: TemplatesDep,
+    csrf: CsrfDep,
+    decision: Annotated[str, Form(max_length=10)] = "",
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+    interaction: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "consent"):
+        return error_page(
+            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            status_code=403,
+        )
+    pending = load_interaction(request, provider, interaction)
+    sso = current_session(request, provider)
+    if pending is None or sso is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    if decision != "accept":
+        return deny(request, pending, provider, server)
+    from idp.oauth2.integration import from_query
+
+    oauth_req = from_query(provider, pending.query)
+    client = provider.clients.get(pending.client_id)
+    if client is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    scope = " ".join(s for s in (oauth_req.payload.scope or "").split() if s in client.scope.split())
+    provider.consents.record(
+        sso.uid, client.client_id, scope, implied=False, address=address_of(request),
+        request_id=request_id(request),
+    )
+    pending.consent_done = True
+    from idp.api.browser import save_interaction
+
+    save_interaction(request, provider, csrf, query=pending.query, client_id=pending.client_id,
+                     existing=pending)
+    target = "/authorize/continue?" + urlencode({"interaction": pending.id})
+    return finish(request, RedirectResponse(target, status_code=303), provider)

@@ -1,0 +1,153 @@
+"""Tables of the OpenID provider. Secrets are stored hashed; keys encrypted."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from sqlalchemy import Column, DateTime, Text
+from sqlmodel import Field, SQLModel
+
+from plateforme.clock import utcnow
+
+
+class User(SQLModel, table=True):
+    """A person's account (citizen or staff)."""
+
+    __tablename__ = "idp_user"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(unique=True, index=True, max_length=320)
+    email_verified: bool = False
+    password_hash: str | None = Field(default=None, max_length=255)
+    given_name: str | None = Field(default=None, max_length=100)
+    family_name: str | None = Field(default=None, max_length=100)
+    birthdate: str | None = Field(default=None, max_length=10)
+    phone_number: str | None = Field(default=None, max_length=32)
+    phone_number_verified: bool = False
+    address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    locale: str = Field(default="fr", max_length=10)
+    locked: bool = False
+    locked_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+    @property
+    def name(self) -> str:
+        return " ".join(p for p in (self.given_name, self.family_name) if p) or self.email
+
+    def address_claim(self) -> dict[str, str] | None:
+        return json.loads(self.address) if self.address else None
+
+
+class Client(SQLModel, table=True):
+    """A relying party registered with the provider."""
+
+    __tablename__ = "idp_client"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    client_id: str = Field(unique=True, index=True, max_length=100)
+    client_secret_hash: str | None = Field(default=None, max_length=128)
+    name: str = Field(max_length=200)
+    redirect_uris: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    post_logout_redirect_uris: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    backchannel_logout_uri: str | None = Field(default=None, max_length=2000)
+    grant_types: str = Field(default='["authorization_code", "refresh_token"]')
+    scope: str = Field(default="openid profile email phone address offline_access")
+    token_endpoint_auth_method: str = Field(default="client_secret_basic", max_length=40)
+    jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    id_token_signed_response_alg: str | None = Field(default=None, max_length=10)
+    subject_type: str = Field(default="pairwise", max_length=10)
+    sector_identifier: str | None = Field(default=None, max_length=255)
+    first_party: bool = False
+    organisation: str | None = Field(default=None, index=True, max_length=100)
+    default_acr: str | None = Field(default=None, max_length=20)
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+    def get_list(self, name: str) -> list[str]:
+        return list(json.loads(getattr(self, name) or "[]"))
+
+
+class Consent(SQLModel, table=True):
+    """Scopes a person granted to a client; first-party consents are implied and recorded."""
+
+    __tablename__ = "idp_consent"
+
+    user_id: uuid.UUID = Field(primary_key=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    client_id: str = Field(primary_key=True, max_length=100)
+    scope: str
+    implied: bool = False
+    granted_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Grant(SQLModel, table=True):
+    """One authorization (a code exchange and every token derived from it: the token family)."""
+
+    __tablename__ = "idp_grant"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(index=True, max_length=100)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    sid: str | None = Field(default=None, index=True, max_length=64)
+    scope: str
+    auth_time: int
+    acr: str | None = Field(default=None, max_length=20)
+    amr: str = "[]"
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_reason: str | None = Field(default=None, max_length=100)
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token, stored as its SHA-256. Rotated on every use; reuse revokes the family."""
+
+    __tablename__ = "idp_refresh_token"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    grant_id: str = Field(index=True, foreign_key="idp_grant.id", ondelete="CASCADE")
+    client_id: str = Field(max_length=100)
+    scope: str
+    issued_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    rotated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class AccessTokenRecord(SQLModel, table=True):
+    """What is kept of a JWT access token issued to a person: enough to revoke its family."""
+
+    __tablename__ = "idp_access_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    grant_id: str = Field(index=True, foreign_key="idp_grant.id", ondelete="CASCADE")
+    client_id: str = Field(max_length=100)
+    scope: str
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class RevokedToken(SQLModel, table=True):
+    """Revocation list of JWT access tokens, by ``jti``, kept until the token would expire."""
+
+    __tablename__ = "idp_revoked_token"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(index=True, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class SigningKey(SQLModel, table=True):
+    """A signing key. Lifecycle: ``next`` (published, not yet signing) → ``active`` →
+    ``retiring`` (published until its last token expired) → ``retired``."""
+
+    __tablename__ = "idp_signing_key"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    alg: str = Field(max_length=10)
+    status: str = Field(index=True, max_length=10)
+    private_jwk: str = Field(sa_column=Column(Text, nullable=False))
+    public_jwk: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    activated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    retire_after: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

@@ -1,0 +1,64 @@
+"""JWT access tokens (RFC 9068), signed with the provider's active key."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from joserfc import jwt
+
+from idp.oauth2.models import AuthContext, OAuthClient
+from idp.services import Provider
+
+# Scopes that address a resource server other than the provider's own UserInfo endpoint.
+RESOURCE_SCOPES = {"archives": "/api/archives", "services": "/api/services"}
+
+
+class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
+    """RFC 9068 §2.2: ``iss``, ``exp``, ``aud``, ``sub``, ``client_id``, ``iat``, ``jti``,
+    ``scope``, plus ``auth_time``/``acr``/``amr`` when a person is behind the token."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(
+            issuer=provider.issuer, alg=provider.settings.signing_alg,
+            refresh_token_generator=lambda **_: generate_token(48),
+            expires_generator=lambda client, grant_type: provider.settings.access_token_lifetime,
+        )
+        self.provider = provider
+
+    def get_audiences(self, client: OAuthClient, user: Any, scope: str) -> str | list[str]:
+        """The resource servers named by the scopes (RFC 9068 §3); the provider itself
+        (UserInfo) otherwise."""
+        audiences = []
+        scopes = (scope or "").split()
+        if not scopes or any(":" not in s for s in scopes):
+            audiences.append(self.issuer)
+        for prefix, path in RESOURCE_SCOPES.items():
+            if any(s.startswith(prefix + ":") for s in scopes):
+                audiences.append(self.issuer + path)
+        return audiences[0] if len(audiences) == 1 else audiences
+
+    def access_token_generator(self, client: OAuthClient, grant_type: str, user: Any,
+                               scope: str) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "exp": now + self._get_expires_in(client, grant_type),
+            "aud": self.get_audiences(client, user, scope),
+            "sub": user.get_user_id() if user else client.get_client_id(),
+            "client_id": client.get_client_id(),
+            "iat": now,
+            "jti": generate_token(22),
+            "scope": scope,
+        }
+        if isinstance(user, AuthContext):
+            claims["auth_time"] = user.auth_time
+            claims["acr"] = user.acr
+            claims["amr"] = user.amr
+            if user.sid:
+                claims["sid"] = user.sid
+        key = self.provider.keys.signing_key(self.alg)
+        header = {"alg": self.alg, "typ": "at+jwt", "kid": key.kid}
+        return jwt.encode(header, claims, key)

@@ -1,0 +1,154 @@
+"""Every query on the provider's tables. Keyword-only functions taking the session first."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, delete, select
+
+from idp.models import (
+    AccessTokenRecord,
+    Client,
+    Consent,
+    Grant,
+    RefreshToken,
+    RevokedToken,
+    SigningKey,
+    User,
+)
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def get_user(*, session: Session, user_id: uuid.UUID) -> User | None:
+    return session.get(User, user_id)
+
+
+def get_user_by_email(*, session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+
+
+def list_users(*, session: Session, search: str | None = None, limit: int = 100) -> Sequence[User]:
+    query = select(User).order_by(col(User.email)).limit(limit)
+    if search:
+        query = query.where(col(User.email).contains(search.lower()))
+    return session.exec(query).all()
+
+
+def add(*, session: Session, obj: object) -> None:
+    session.add(obj)
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def get_client(*, session: Session, client_id: str) -> Client | None:
+    return session.exec(select(Client).where(Client.client_id == client_id)).first()
+
+
+def list_clients(*, session: Session) -> Sequence[Client]:
+    return session.exec(select(Client).order_by(col(Client.name))).all()
+
+
+def delete_client(*, session: Session, client: Client) -> None:
+    session.delete(client)
+
+
+# --- consents --------------------------------------------------------------------------------
+
+
+def get_consent(*, session: Session, user_id: uuid.UUID, client_id: str) -> Consent | None:
+    return session.get(Consent, (user_id, client_id))
+
+
+def list_consents(*, session: Session, user_id: uuid.UUID) -> Sequence[Consent]:
+    return session.exec(select(Consent).where(Consent.user_id == user_id)).all()
+
+
+# --- grants and tokens -----------------------------------------------------------------------
+
+
+def get_grant(*, session: Session, grant_id: str) -> Grant | None:
+    return session.get(Grant, grant_id)
+
+
+def list_active_grants(
+    *, session: Session, user_id: uuid.UUID | None = None, sid: str | None = None,
+    client_id: str | None = None,
+) -> Sequence[Grant]:
+    query = select(Grant).where(col(Grant.revoked_at).is_(None))
+    if user_id is not None:
+        query = query.where(Grant.user_id == user_id)
+    if sid is not None:
+        query = query.where(Grant.sid == sid)
+    if client_id is not None:
+        query = query.where(Grant.client_id == client_id)
+    return session.exec(query).all()
+
+
+def get_refresh_token(*, session: Session, token_hash: str) -> RefreshToken | None:
+    return session.exec(select(RefreshToken).where(RefreshToken.token_hash == token_hash)).first()
+
+
+def mark_refresh_token_rotated(*, session: Session, token_id: uuid.UUID, now: datetime) -> bool:
+    """Atomically mark a refresh token used. False when another request used it first."""
+    result = session.execute(
+        update(RefreshToken)
+        .where(col(RefreshToken.id) == token_id, col(RefreshToken.rotated_at).is_(None))
+        .values(rotated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def revoke_grant_tokens(*, session: Session, grant_id: str, now: datetime) -> list[str]:
+    """Revoke every refresh token of the grant and list every access token ``jti`` to revoke."""
+    session.execute(
+        update(RefreshToken)
+        .where(col(RefreshToken.grant_id) == grant_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=now)
+    )
+    records = session.exec(
+        select(AccessTokenRecord).where(
+            AccessTokenRecord.grant_id == grant_id, col(AccessTokenRecord.expires_at) > now
+        )
+    ).all()
+    for record in records:
+        if session.get(RevokedToken, record.jti) is None:
+            session.add(RevokedToken(jti=record.jti, expires_at=record.expires_at))
+    return [r.jti for r in records]
+
+
+def is_jti_revoked(*, session: Session, jti: str) -> bool:
+    return session.get(RevokedToken, jti) is not None
+
+
+def get_access_token_record(*, session: Session, jti: str) -> AccessTokenRecord | None:
+    return session.get(AccessTokenRecord, jti)
+
+
+def purge_expired(*, session: Session, now: datetime) -> int:
+    """Remove expired refresh tokens, access-token records and revocation entries."""
+    total = 0
+    for model, column in (
+        (RevokedToken, RevokedToken.expires_at),
+        (AccessTokenRecord, AccessTokenRecord.expires_at),
+        (RefreshToken, RefreshToken.expires_at),
+    ):
+        result = session.execute(delete(model).where(col(column) < now))
+        total += int(result.rowcount)  # type: ignore[attr-defined]
+    return total
+
+
+# --- signing keys ----------------------------------------------------------------------------
+
+
+def list_signing_keys(
+    *, session: Session, statuses: Sequence[str] | None = None
+) -> Sequence[SigningKey]:
+    query = select(SigningKey).order_by(col(SigningKey.created_at))
+    if statuses:
+        query = query.where(col(SigningKey.status).in_(statuses))
+    return session.exec(query).all()

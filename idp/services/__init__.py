@@ -1,0 +1,34 @@
+"""Use cases of the OpenID provider. No web framework here."""
+
+from idp.services.clients import ClientService, check_secret, hash_secret
+from idp.services.logout import BackchannelNotifier, LogoutDelivery
+from idp.services.sessions import SessionStore, SSOSession
+from idp.services.signing_keys import KeyService
+from idp.services.subjects import SubjectResolver
+from idp.services.throttle import Throttle
+from idp.services.tokens import CodeData, TokenService
+from idp.services.users import LoginFailed, SignIn, UserService
+
+__all__ = [
+    "BackchannelNotifier",
+    "ClientService",
+    "CodeData",
+    "KeyService",
+    "LoginFailed",
+    "LogoutDelivery",
+    "SSOSession",
+    "SessionStore",
+    "SignIn",
+    "SubjectResolver",
+    "Throttle",
+    "TokenService",
+    "UserService",
+    "check_secret",
+    "hash_secret",
+]
+
+from idp.services.consents import ConsentService  # noqa: E402
+from idp.services.provider import Provider  # noqa: E402
+
+__all__ += ["ConsentService", "Provider"]
+__all__.sort()

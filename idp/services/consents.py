@@ -1,0 +1,48 @@
+"""Consent: which scopes a person granted to which client (remembered per client)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from idp import repository
+from idp.models import Consent
+from plateforme.audit import AuditRecord, append
+from plateforme.clock import utcnow
+
+
+class ConsentService:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def covers(self, user_id: uuid.UUID, client_id: str, scope: str) -> bool:
+        """True when a remembered consent includes every requested scope."""
+        with Session(self._engine) as session:
+            consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
+        return consent is not None and set(scope.split()) <= set(consent.scope.split())
+
+    def record(
+        self, user_id: uuid.UUID, client_id: str, scope: str, *, implied: bool,
+        address: str | None = None, request_id: str | None = None,
+    ) -> None:
+        with Session(self._engine) as session:
+            consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
+            scopes = set(scope.split()) | (set(consent.scope.split()) if consent else set())
+            if consent is None:
+                consent = Consent(user_id=user_id, client_id=client_id, scope="")
+            consent.scope = " ".join(sorted(scopes))
+            consent.implied = implied
+            consent.granted_at = utcnow()
+            session.add(consent)
+            append(session, AuditRecord(
+                action="consent.implied" if implied else "consent.grant", actor=str(user_id),
+                target=client_id, address=address, request_id=request_id,
+                details={"scope": consent.scope},
+            ))
+            session.commit()
+
+    def list(self, user_id: uuid.UUID) -> list[Consent]:
+        with Session(self._engine, expire_on_commit=False) as session:
+            return list(repository.list_consents(session=session, user_id=user_id))

@@ -1,0 +1,102 @@
+"""The provider's services wired together from the platform's settings and stores."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from idp.keys import KeyCipher
+from idp.models import Client
+from idp.services.clients import ClientService
+from idp.services.consents import ConsentService
+from idp.services.logout import BackchannelNotifier, LogoutDelivery
+from idp.services.sessions import SessionStore, SSOSession
+from idp.services.signing_keys import KeyService
+from idp.services.subjects import SubjectResolver
+from idp.services.throttle import Throttle
+from idp.services.tokens import TokenService
+from idp.services.users import UserService
+from plateforme.audit import AuditJournal, AuditRecord, append
+from plateforme.kv import KeyValueStore
+from plateforme.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Provider:
+    """Every service of the OpenID provider, built once per application."""
+
+    def __init__(
+        self, *, settings: Settings, engine: Engine, store: KeyValueStore,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.settings = settings
+        self.issuer = settings.issuer
+        self.engine = engine
+        self.store = store
+        secret = settings.resolved_secret_key()
+        self.journal = AuditJournal(engine)
+        self.keys = KeyService(
+            engine, KeyCipher(secret),
+            max_token_lifetime=max(settings.access_token_lifetime, settings.id_token_lifetime),
+        )
+        self.clients = ClientService(engine)
+        self.consents = ConsentService(engine)
+        self.throttle = Throttle(
+            store, free_attempts=settings.login_free_attempts,
+            address_free_attempts=settings.address_free_attempts,
+            max_delay=settings.login_max_delay,
+        )
+        self.users = UserService(engine, self.throttle)
+        self.tokens = TokenService(
+            engine, store, code_lifetime=settings.code_lifetime,
+            refresh_token_lifetime=settings.refresh_token_lifetime,
+        )
+        self.sessions = SessionStore(
+            store, lifetime=settings.session_lifetime, idle_timeout=settings.session_idle_timeout
+        )
+        self.subjects = SubjectResolver(
+            hashlib.sha256(("pairwise:" + secret).encode()).digest()
+        )
+        self.notifier = BackchannelNotifier(
+            issuer=settings.issuer, keys=self.keys, journal=self.journal,
+            default_alg=settings.signing_alg, timeout=settings.backchannel_logout_timeout,
+            retries=settings.backchannel_logout_retries, http=http,
+        )
+
+    def subject_for(self, user_id: object, client: Client) -> str:
+        import uuid
+
+        return self.subjects.subject(uuid.UUID(str(user_id)), client)
+
+    def end_session(
+        self, sso: SSOSession, *, reason: str = "logout", address: str | None = None,
+        request_id: str | None = None, except_client: str | None = None,
+    ) -> list[object]:
+        """End an SSO session: revoke its online grants, forget it, and tell every client that
+        registered a back-channel logout URI. Never waits for the clients."""
+        self.sessions.end(sso)
+        self.tokens.end_session_grants(sso.sid)
+        deliveries = []
+        for client_id in sso.clients:
+            client = self.clients.get(client_id)
+            if client is None or not client.backchannel_logout_uri or client_id == except_client:
+                continue
+            token = self.notifier.logout_token(
+                client, sub=self.subject_for(sso.user_id, client), sid=sso.sid
+            )
+            deliveries.append(LogoutDelivery(client_id, client.backchannel_logout_uri, token))
+        with Session(self.engine) as session:
+            append(session, AuditRecord(
+                action="logout", actor=sso.user_id, address=address, request_id=request_id,
+                reason=reason, details={"clients": sso.clients},
+            ))
+            session.commit()
+        return self.notifier.notify(deliveries)
+
+    def close(self) -> None:
+        self.notifier.close()

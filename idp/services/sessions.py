@@ -1,0 +1,101 @@
+"""Single sign-on sessions, kept in the key-value store so that every process shares them.
+
+A session is identified by ``sid`` (a random value, also the ID token's ``sid`` claim). The
+browser holds it in an HttpOnly cookie. Each session remembers the clients it signed in to, for
+back-channel logout.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from plateforme.kv import KeyValueStore
+
+
+@dataclass
+class SSOSession:
+    sid: str
+    user_id: str
+    auth_time: int
+    acr: str
+    amr: list[str]
+    created_at: int
+    last_seen: int
+    address: str | None = None
+    user_agent: str | None = None
+    clients: list[str] = field(default_factory=list)
+
+    @property
+    def uid(self) -> uuid.UUID:
+        return uuid.UUID(self.user_id)
+
+
+class SessionStore:
+    """CRUD of SSO sessions in the key-value store, with absolute and idle expiry."""
+
+    def __init__(self, store: KeyValueStore, *, lifetime: int, idle_timeout: int) -> None:
+        self._store = store
+        self._lifetime = lifetime
+        self._idle = idle_timeout
+
+    def _key(self, sid: str) -> str:
+        return f"idp:session:{sid}"
+
+    def _index(self, user_id: str) -> str:
+        return f"idp:user-sessions:{user_id}"
+
+    def create(
+        self, *, user_id: uuid.UUID, acr: str, amr: list[str], address: str | None,
+        user_agent: str | None,
+    ) -> SSOSession:
+        now = int(time.time())
+        session = SSOSession(
+            sid=secrets.token_urlsafe(32), user_id=str(user_id), auth_time=now, acr=acr, amr=amr,
+            created_at=now, last_seen=now, address=address, user_agent=(user_agent or "")[:200],
+        )
+        self._save(session)
+        self._store.sadd(self._index(session.user_id), session.sid, ttl=self._lifetime)
+        return session
+
+    def get(self, sid: str | None) -> SSOSession | None:
+        if not sid or len(sid) > 100:
+            return None
+        raw = self._store.get(self._key(sid))
+        if raw is None:
+            return None
+        session = SSOSession(**json.loads(raw))
+        now = int(time.time())
+        if now - session.created_at > self._lifetime or now - session.last_seen > self._idle:
+            self.end(session)
+            return None
+        if now - session.last_seen > 60:
+            session.last_seen = now
+            self._save(session)
+        return session
+
+    def add_client(self, session: SSOSession, client_id: str) -> None:
+        if client_id not in session.clients:
+            session.clients.append(client_id)
+            self._save(session)
+
+    def end(self, session: SSOSession) -> None:
+        self._store.delete(self._key(session.sid))
+        self._store.srem(self._index(session.user_id), session.sid)
+
+    def for_user(self, user_id: uuid.UUID) -> list[SSOSession]:
+        sessions = []
+        for sid in self._store.smembers(self._index(str(user_id))):
+            session = self.get(sid)
+            if session is None:
+                self._store.srem(self._index(str(user_id)), sid)
+            else:
+                sessions.append(session)
+        return sessions
+
+    def _save(self, session: SSOSession) -> None:
+        remaining = max(1, session.created_at + self._lifetime - int(time.time()))
+        self._store.set(self._key(session.sid), json.dumps(asdict(session)), ttl=remaining)

@@ -1,0 +1,3 @@
+from martinique_connect.cli import main
+
+main()

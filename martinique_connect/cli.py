@@ -1,0 +1,331 @@
+"""The ``martinique-connect`` command. It reads the same ``MC_*`` settings as the server.
+
+Bad input ends with exit code 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import click
+import typer
+from pydantic import ValidationError
+
+from plateforme.errors import DomainError
+
+app = typer.Typer(
+    name="martinique-connect", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False, help="Martinique Connect : fournisseur d'identité de la CTM.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="Base de données.")
+keys_app = typer.Typer(no_args_is_help=True, help="Clés de signature.")
+clients_app = typer.Typer(no_args_is_help=True, help="Applications clientes (relying parties).")
+users_app = typer.Typer(no_args_is_help=True, help="Comptes.")
+demo_app = typer.Typer(no_args_is_help=True, help="Données de démonstration.")
+audit_app = typer.Typer(no_args_is_help=True, help="Journal d'audit.")
+tokens_app = typer.Typer(no_args_is_help=True, help="Jetons.")
+for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
+                  (users_app, "users"), (demo_app, "demo"), (audit_app, "audit"),
+                  (tokens_app, "tokens")):
+    app.add_typer(sub, name=name)
+
+
+class BadInput(Exception):
+    """Reported as one line and exit code 2."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise BadInput(message)
+
+
+def _settings() -> Any:
+    from plateforme.settings import load_settings
+
+    return load_settings()
+
+
+def _engine() -> Any:
+    from martinique_connect.database import upgrade
+    from plateforme.db import make_engine
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade(engine)
+    return settings, engine
+
+
+def _provider() -> Any:
+    from idp import Provider
+    from plateforme.kv import make_store
+
+    settings, engine = _engine()
+    store = make_store(settings.redis_url, prefix=settings.redis_prefix)
+    provider = Provider(settings=settings, engine=engine, store=store)
+    provider.keys.ensure_keys()
+    return provider
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processus de travail.")] = 1,
+    host: Annotated[str | None, typer.Option(help="Adresse d'écoute (MC_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (MC_PORT).")] = None,
+    access_log: Annotated[bool, typer.Option(help="Journal des accès HTTP.")] = False,
+) -> None:
+    """Start the server (uvicorn), after migrations and key creation."""
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and not settings.redis_url:
+        _fail(
+            "--workers > 1 demande MC_REDIS_URL : les sessions, codes et compteurs en mémoire "
+            "d'un processus ne sont pas partagés avec les autres"
+        )
+    _provider()  # migrations and signing keys, once, before the workers start
+    uvicorn.run(
+        "martinique_connect.app:app_from_env", factory=True, workers=workers,
+        host=host or settings.host, port=port or settings.port, access_log=access_log,
+        log_level="warning", proxy_headers=False, server_header=False,
+    )
+
+
+# --- db, keys ----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations and create the missing signing keys."""
+    _provider()
+    typer.echo("base de données à jour")
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    keys = _provider().keys.list_keys()
+    rows = [{"kid": k.kid, "alg": k.alg, "status": k.status, "created_at": k.created_at,
+             "retire_after": k.retire_after} for k in keys]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['kid']}  {row['alg']:6} {row['status']:9} créée {row['created_at']}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(alg: Annotated[str | None, typer.Option(help="ES256 ou RS256")] = None) -> None:
+    """Promote the pre-published key; the old one stays published until its tokens expire."""
+    if alg is not None and alg not in ("ES256", "RS256"):
+        _fail(f"algorithme inconnu : {alg} (ES256 ou RS256)")
+    for key in _provider().keys.rotate(alg):
+        typer.echo(f"{key.alg} : nouvelle clé active {key.kid}")
+
+
+@keys_app.command("retire")
+def keys_retire(kid: str) -> None:
+    try:
+        _provider().keys.retire(kid)
+    except LookupError:
+        _fail(f"clé inconnue : {kid}")
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"clé {kid} retirée")
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="Nom affiché aux usagers.")],
+    redirect_uri: Annotated[list[str] | None, typer.Option()] = None,
+    post_logout_redirect_uri: Annotated[list[str] | None, typer.Option()] = None,
+    backchannel_logout_uri: Annotated[str | None, typer.Option()] = None,
+    grant_type: Annotated[list[str] | None, typer.Option()] = None,
+    scope: Annotated[list[str] | None, typer.Option()] = None,
+    auth_method: Annotated[str, typer.Option()] = "client_secret_basic",
+    first_party: Annotated[bool, typer.Option("--first-party")] = False,
+    public_subject: Annotated[bool, typer.Option("--public-subject")] = False,
+    id_token_alg: Annotated[str | None, typer.Option()] = None,
+    jwks_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
+    org: Annotated[str | None, typer.Option()] = None,
+    client_id: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Register a client; its secret is printed once."""
+    from idp import ClientCreate
+
+    data: dict[str, Any] = {
+        "name": name, "redirect_uris": redirect_uri or [],
+        "post_logout_redirect_uris": post_logout_redirect_uri or [],
+        "backchannel_logout_uri": backchannel_logout_uri, "token_endpoint_auth_method": auth_method,
+        "first_party": first_party, "organisation": org, "client_id": client_id,
+        "subject_type": "public" if public_subject else "pairwise",
+        "id_token_signed_response_alg": id_token_alg,
+    }
+    if grant_type:
+        data["grant_types"] = grant_type
+    if scope:
+        data["scopes"] = [s for item in scope for s in item.split()]
+    if jwks_file:
+        data["jwks"] = json.loads(jwks_file.read_text())
+    created = _provider().clients.create(ClientCreate(**data), actor="cli")
+    if as_json:
+        _print_json(created.model_dump())
+    else:
+        typer.echo(f"client_id     : {created.client_id}")
+        if created.client_secret:
+            typer.echo(f"client_secret : {created.client_secret}  (affiché une seule fois)")
+
+
+@clients_app.command("list")
+def clients_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    clients = _provider().clients.list()
+    if as_json:
+        _print_json([c.model_dump() for c in clients])
+        return
+    for c in clients:
+        typer.echo(f"{c.client_id:30} {c.name}{'  (désactivé)' if c.disabled else ''}")
+
+
+@clients_app.command("show")
+def clients_show(client_id: str) -> None:
+    _print_json(_provider().clients.show(client_id).model_dump())
+
+
+@clients_app.command("delete")
+def clients_delete(client_id: str) -> None:
+    _provider().clients.delete(client_id, actor="cli")
+    typer.echo(f"client {client_id} supprimé")
+
+
+@clients_app.command("rotate-secret")
+def clients_rotate_secret(client_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
+                          ) -> None:
+    secret = _provider().clients.rotate_secret(client_id, actor="cli")
+    if as_json:
+        _print_json({"client_id": client_id, "client_secret": secret})
+    else:
+        typer.echo(f"client_secret : {secret}  (affiché une seule fois)")
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option()],
+    given_name: Annotated[str | None, typer.Option()] = None,
+    family_name: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    from idp import UserCreate
+
+    user = _provider().users.create(UserCreate(
+        email=email, password=password, given_name=given_name, family_name=family_name,
+    ), actor="cli")
+    if as_json:
+        _print_json(user.model_dump(mode="json"))
+    else:
+        typer.echo(f"compte créé : {user.email} ({user.id})")
+
+
+@users_app.command("list")
+def users_list(
+    search: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    users = _provider().users.list(search)
+    if as_json:
+        _print_json([u.model_dump(mode="json") for u in users])
+        return
+    for u in users:
+        typer.echo(f"{u.email:40} {u.given_name or ''} {u.family_name or ''}")
+
+
+# --- audit, tokens -----------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit journal's hash chain; exit 1 naming the first broken entry."""
+    from sqlmodel import Session
+
+    from plateforme.audit import verify_chain
+
+    _, engine = _engine()
+    with Session(engine) as session:
+        report = verify_chain(session)
+    if report.ok:
+        typer.echo(f"journal d'audit intègre : {report.checked} entrées vérifiées")
+        return
+    typer.echo(
+        f"journal d'audit ROMPU à l'entrée {report.first_broken} : {report.reason} "
+        f"({report.checked} entrées intègres avant)", err=True,
+    )
+    raise typer.Exit(1)
+
+
+@tokens_app.command("purge")
+def tokens_purge() -> None:
+    """Delete expired refresh tokens and revocation entries."""
+    typer.echo(f"{_provider().tokens.purge()} entrées expirées supprimées")
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+@demo_app.command("seed")
+def demo_seed(
+    output: Annotated[Path | None, typer.Option(help="Fichier des identifiants des démos.")] = None,
+) -> None:
+    """Create the demo accounts and the two demo relying parties (idempotent)."""
+    from martinique_connect.demo import seed
+
+    provider = _provider()
+    result = seed(provider, output or provider.settings.data_dir / "demo.json")
+    for login in result["logins"]:
+        typer.echo(f"compte de démonstration : {login['email']} / {login['password']}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        typer.echo(f"erreur : {exc.format_message()}", err=True)
+        sys.exit(2)
+    except BadInput as exc:
+        typer.echo(f"erreur : {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", "valeur invalide")).removeprefix("Value error, ")
+        typer.echo(f"erreur : {where + ' : ' if where else ''}{message}", err=True)
+        sys.exit(2)
+    except DomainError as exc:
+        typer.echo(f"erreur : {exc.message}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last guard: one line, never a traceback
+        if os.environ.get("MC_DEBUG"):
+            raise
+        typer.echo(f"erreur : {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)

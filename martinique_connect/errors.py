@@ -1,0 +1,58 @@
+"""Exception handlers: domain errors become RFC 9457 problem documents; no stack trace ever
+reaches a client."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from plateforme.errors import DomainError, TooManyRequests
+
+log = logging.getLogger("martinique_connect")
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
+    body: dict[str, object] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        extra = {"field": exc.field} if exc.field else {}
+        response = problem(exc.status, exc.title, exc.message, **extra)
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return problem(422, "Données invalides", "La requête contient des valeurs invalides.",
+                       errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        titles = {404: "Introuvable", 405: "Méthode non autorisée", 413: "Contenu trop volumineux"}
+        response = problem(exc.status_code, titles.get(exc.status_code, "Erreur"),
+                           str(exc.detail) if exc.detail else None)
+        for key, value in (exc.headers or {}).items():
+            response.headers[key] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "Erreur interne", "Une erreur inattendue s'est produite.")

@@ -1,0 +1,190 @@
+"""The audit journal: append-only, each entry carrying the hash of the previous one.
+
+Every state change that matters to a person writes one :class:`AuditEvent`: who, what, when,
+from where, outcome. :func:`verify_chain` recomputes the chain and names the first broken entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, text
+from sqlmodel import Field, Session, SQLModel, col, select
+
+GENESIS = "0" * 64
+
+
+class AuditEvent(SQLModel, table=True):
+    """One entry of the journal. Never updated, never deleted."""
+
+    __tablename__ = "plateforme_audit_event"
+
+    seq: int = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
+    at: datetime = Field(sa_type=DateTime(timezone=True), index=True)  # type: ignore[call-overload]
+    actor: str | None = Field(default=None, index=True, max_length=255)
+    organisation: str | None = Field(default=None, index=True, max_length=100)
+    action: str = Field(index=True, max_length=100)
+    target: str | None = Field(default=None, max_length=255)
+    outcome: str = Field(default="success", max_length=20)
+    address: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=64)
+    reason: str | None = None
+    details: str = "{}"
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """A single row holding the chain's last sequence number and hash; its row lock
+    serialises appends on every database."""
+
+    __tablename__ = "plateforme_audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = Field(default=GENESIS, max_length=64)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What a caller says about an event; the journal adds time, sequence and hashes."""
+
+    action: str
+    actor: str | None = None
+    organisation: str | None = None
+    target: str | None = None
+    outcome: str = "success"
+    address: str | None = None
+    request_id: str | None = None
+    reason: str | None = None
+    details: dict[str, Any] | None = None
+
+
+def _iso(at: datetime) -> str:
+    """Naive-UTC ISO form: SQLite drops the zone on read, PostgreSQL keeps it."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(timespec="milliseconds")
+
+
+def _digest(prev_hash: str, event: AuditEvent) -> str:
+    body = {
+        "seq": event.seq,
+        "id": str(event.id),
+        "at": _iso(event.at),
+        "actor": event.actor,
+        "organisation": event.organisation,
+        "action": event.action,
+        "target": event.target,
+        "outcome": event.outcome,
+        "address": event.address,
+        "request_id": event.request_id,
+        "reason": event.reason,
+        "details": event.details,
+        "prev_hash": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _now_ms() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+def append(session: Session, record: AuditRecord) -> AuditEvent:
+    """Append ``record`` inside the caller's transaction (commit is the caller's).
+
+    The head row is locked first (an UPDATE), so concurrent appends queue up and the chain
+    never forks, on SQLite as on PostgreSQL.
+    """
+    result = session.execute(text("UPDATE plateforme_audit_head SET seq = seq + 1 WHERE id = 1"))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(AuditHead(id=1, seq=1, hash=GENESIS))
+        session.flush()
+    head = session.execute(
+        text("SELECT seq, hash FROM plateforme_audit_head WHERE id = 1")
+    ).one()
+    event = AuditEvent(
+        seq=head.seq,
+        at=_now_ms(),
+        actor=record.actor,
+        organisation=record.organisation,
+        action=record.action,
+        target=record.target,
+        outcome=record.outcome,
+        address=record.address,
+        request_id=record.request_id,
+        reason=record.reason,
+        details=json.dumps(record.details or {}, sort_keys=True, ensure_ascii=False),
+        prev_hash=head.hash,
+        hash="",
+    )
+    event.hash = _digest(head.hash, event)
+    session.add(event)
+    session.execute(
+        text("UPDATE plateforme_audit_head SET hash = :h WHERE id = 1"), {"h": event.hash}
+    )
+    return event
+
+
+class AuditJournal:
+    """Appends events in their own transaction, for callers that have none."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def record(self, record: AuditRecord) -> AuditEvent:
+        with Session(self._engine, expire_on_commit=False) as session:
+            event = append(session, record)
+            session.commit()
+            return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    reason: str | None = None
+
+
+def iter_events(session: Session, *, batch: int = 1000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        rows = session.exec(
+            select(AuditEvent).where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def verify_chain(session: Session) -> ChainReport:
+    """Recompute every hash; report the first entry whose hash or link does not match."""
+    prev = GENESIS
+    expected_seq = 1
+    checked = 0
+    for event in iter_events(session):
+        if event.seq != expected_seq:
+            return ChainReport(False, checked, expected_seq, "entrée manquante")
+        if event.prev_hash != prev:
+            return ChainReport(False, checked, event.seq, "lien vers l'entrée précédente rompu")
+        if _digest(prev, event) != event.hash:
+            return ChainReport(False, checked, event.seq, "contenu modifié")
+        prev = event.hash
+        expected_seq += 1
+        checked += 1
+    head = session.get(AuditHead, 1)
+    if head is not None and (head.seq != checked or head.hash != prev):
+        return ChainReport(False, checked, checked + 1, "fin du journal tronquée")
+    return ChainReport(True, checked)

@@ -1,0 +1,1 @@
+"""services_mutualises: filled by later issues."""
