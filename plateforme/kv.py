@@ -10,6 +10,7 @@ Every key carries a TTL. Keys are namespaced by path, e.g. ``idp:code:{hash}``.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Protocol, runtime_checkable
@@ -115,7 +116,7 @@ class InProcessStore:
         with self._lock:
             if self._live(key) is None:
                 return -2
-            return max(0, int(self._data[key][1] - time.monotonic()))
+            return max(1, math.ceil(self._data[key][1] - time.monotonic()))
 
     def expire(self, key: str, ttl: int) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 """Brute-force protection: growing delays per account and per address, in the key-value store.
 
-After ``free_attempts`` failures, each new failure doubles the wait (1 s, 2 s, 4 s … up to
+After ``free_attempts`` failures, each new failure doubles the wait (2 s, 4 s, 8 s … up to
 ``max_delay``). While a wait runs, attempts are refused without checking the password, with
 the same answer for known and unknown accounts.
 """
@@ -47,7 +47,7 @@ class Throttle:
                              strict=True):
             count = self._store.incr(key, ttl=WINDOW)
             if count > free:
-                wait = min(self._max, 2 ** (count - free - 1))
+                wait = min(self._max, 2 ** (count - free))
                 self._store.set(key + ":wait", "1", ttl=wait)
                 delay = max(delay, wait)
         return delay

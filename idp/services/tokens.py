@@ -145,6 +145,7 @@ class TokenService:
                 return RefreshOutcome(None, None)
             if _aware(record.expires_at) <= now:
                 return RefreshOutcome(None, None)
+            grant_id = record.grant_id
             if record.rotated_at is not None or not repository.mark_refresh_token_rotated(
                 session=session, token_id=record.id, now=now
             ):
@@ -154,8 +155,8 @@ class TokenService:
                 session.commit()
                 reused = False
         if reused:
-            log.warning("refresh token reused; revoking grant %s", record.grant_id)
-            self.revoke_grant(record.grant_id, reason="refresh_token_reuse")
+            log.warning("refresh token reused; revoking grant %s", grant_id)
+            self.revoke_grant(grant_id, reason="refresh_token_reuse")
             return RefreshOutcome(None, None, reused=True)
         return RefreshOutcome(record, grant)
 
