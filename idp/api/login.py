@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
@@ -53,9 +53,13 @@ def login_form(
     if interaction and pending is None:
         return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
     cookie = ensure_csrf_cookie(request, csrf)
+    login_hint = ""
+    if pending is not None:
+        hint = parse_qs(pending.query).get("login_hint", [""])[0]
+        login_hint = hint if "@" in hint and len(hint) <= 320 else ""
     return render(request, templates, provider, "login.html", {
         "title": "Se connecter", "csrf_token": csrf.token(cookie, "login"),
-        "interaction": interaction or "", "email": "", "error": None,
+        "interaction": interaction or "", "email": login_hint, "error": None,
         **interaction_context(provider, pending),
     })
 
