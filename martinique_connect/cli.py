@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import click
 import typer
+from typer._click import exceptions as click_exceptions  # typer vendors its click
 from pydantic import ValidationError
 
 from plateforme.errors import DomainError
@@ -302,12 +302,12 @@ def demo_seed(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        code = app(standalone_mode=False)  # returns the code of typer.Exit
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
         typer.echo(f"erreur : {exc.format_message()}", err=True)
         sys.exit(2)
     except BadInput as exc:

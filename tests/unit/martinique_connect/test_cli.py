@@ -1,0 +1,121 @@
+"""The ``martinique-connect`` command as scripts use it: JSON out, exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "martinique_connect"]
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MC_")}
+    env.update(MC_DATA_DIR=str(tmp_path), MC_SECRET_KEY="cli-test-secret")
+
+    def _run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+
+    return _run
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_clients_create_json(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("clients", "create", "--name", "Cantine", "--redirect-uri",
+                 "https://cantine.example.mq/cb", "--post-logout-redirect-uri",
+                 "https://cantine.example.mq/", "--backchannel-logout-uri",
+                 "https://cantine.example.mq/bcl", "--grant-type", "authorization_code",
+                 "--grant-type", "refresh_token", "--scope", "openid", "--scope", "email",
+                 "--first-party", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["client_id"] and len(data["client_secret"]) >= 40
+    assert data["scopes"] == ["openid", "email"] and data["first_party"] is True
+    shown = json.loads(run("clients", "show", data["client_id"]).stdout)
+    assert shown["client_secret"] is None, "the secret is shown once only"
+    listed = json.loads(run("clients", "list", "--json").stdout)
+    assert [c["client_id"] for c in listed] == [data["client_id"]]
+    assert run("clients", "delete", data["client_id"]).returncode == 0
+    _one_line_error(run("clients", "show", data["client_id"]))
+
+
+def test_client_secret_is_stored_hashed(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(run("clients", "create", "--name", "X", "--redirect-uri",
+                          "https://x.example.mq/cb", "--json").stdout)
+    with sqlite3.connect(tmp_path / "martinique-connect.db") as db:
+        stored = db.execute("SELECT client_secret_hash FROM idp_client").fetchone()[0]
+    assert data["client_secret"] not in stored
+
+
+def test_users_create_json(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("users", "create", "--email", "Marie@Example.mq", "--password",
+                 "Un-mot-de-passe-solide", "--given-name", "Marie", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["id"] and data["email"] == "marie@example.mq"
+    _one_line_error(run("users", "create", "--email", "marie@example.mq", "--password",
+                        "Un-mot-de-passe-solide", "--json"))
+
+
+@pytest.mark.parametrize("args", [
+    ("clients", "create", "--name", "X", "--json"),
+    ("clients", "create", "--name", "X", "--redirect-uri", "ftp://x", "--json"),
+    ("clients", "create", "--name", "X", "--redirect-uri", "http://evil.example/cb"),
+    ("clients", "create", "--name", "X", "--redirect-uri", "https://x.mq/cb",
+     "--auth-method", "magic"),
+    ("users", "create", "--email", "not-an-email", "--password", "Un-mot-de-passe-solide"),
+    ("users", "create", "--email", "a@example.mq", "--password", "court"),
+    ("keys", "rotate", "--alg", "HS256"),
+    ("clients", "frobnicate"),
+    ("users", "create", "--email"),
+])
+def test_bad_input_exit_2_one_line(run, args) -> None:  # type: ignore[no-untyped-def]
+    _one_line_error(run(*args))
+
+
+def test_serve_refuses_several_workers_without_redis(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("serve", "--workers", "2")
+    _one_line_error(result)
+    assert "MC_REDIS_URL" in result.stderr
+
+
+def test_keys_rotate_and_list(run) -> None:  # type: ignore[no-untyped-def]
+    before = json.loads(run("keys", "list", "--json").stdout)
+    assert run("keys", "rotate").returncode == 0
+    after = json.loads(run("keys", "list", "--json").stdout)
+    was_next = {k["kid"] for k in before if k["status"] == "next"}
+    now_active = {k["kid"] for k in after if k["status"] == "active"}
+    assert was_next == now_active
+    assert {k["kid"] for k in before if k["status"] == "active"} == {
+        k["kid"] for k in after if k["status"] == "retiring"}
+
+
+def test_audit_verify_detects_tampering(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run("users", "create", "--email", "a@example.mq", "--password", "Un-mot-de-passe-solide")
+    ok = run("audit", "verify")
+    assert ok.returncode == 0 and "intègre" in ok.stdout
+    with sqlite3.connect(tmp_path / "martinique-connect.db") as db:
+        db.execute("UPDATE plateforme_audit_event SET actor = 'quelqu-un' WHERE seq = 1")
+    broken = run("audit", "verify")
+    assert broken.returncode == 1
+    assert "entrée 1" in broken.stderr
+
+
+def test_demo_seed_is_idempotent(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("demo", "seed").returncode == 0
+    first = json.loads((tmp_path / "demo.json").read_text())
+    assert run("demo", "seed").returncode == 0
+    second = json.loads((tmp_path / "demo.json").read_text())
+    assert first["clients"] == second["clients"]
