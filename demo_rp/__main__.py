@@ -15,7 +15,8 @@ COLORS = {"cantine-scolaire": "#005b4f", "stationnement": "#6a1b9a"}
 
 
 async def _main(path: str) -> None:
-    data = json.loads(open(path).read())
+    with open(path) as fh:
+        data = json.load(fh)
     clients = list(data["clients"].values())
     servers = []
     for spec in clients:

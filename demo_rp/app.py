@@ -34,12 +34,15 @@ PAGE = """<!doctype html>
 <title>{title}</title>
 <style>
 body{{font-family:system-ui,Arial,sans-serif;margin:0;color:#161616}}
-header{{background:{color};color:#fff;padding:1rem 1.5rem}} header p{{margin:0;font-weight:700;font-size:1.2rem}}
+header{{background:{color};color:#fff;padding:1rem 1.5rem}}
+header p{{margin:0;font-weight:700;font-size:1.2rem}}
 main{{max-width:40rem;margin:2rem auto;padding:0 1rem}}
-a.bouton,button{{display:inline-block;background:#003b80;color:#fff;padding:.7rem 1.2rem;border:0;border-radius:4px;font-size:1rem;text-decoration:none;cursor:pointer}}
+a.bouton,button{{display:inline-block;background:#003b80;color:#fff;padding:.7rem 1.2rem;
+border:0;border-radius:4px;font-size:1rem;text-decoration:none;cursor:pointer}}
 a:focus,button:focus{{outline:3px solid #0a76f6;outline-offset:2px}}
 </style></head>
-<body><header><p>{name}</p></header><main id="contenu"><h1>{title}</h1>{body}</main></body></html>"""
+<body><header><p>{name}</p></header>
+<main id="contenu"><h1>{title}</h1>{body}</main></body></html>"""
 
 
 class LocalSessions:
@@ -179,7 +182,8 @@ def create_rp(
         ],
         middleware=[Middleware(
             SessionMiddleware, secret_key=secrets.token_urlsafe(32),
-            session_cookie=f"rp_{client_id}", same_site="lax", https_only=base_url.startswith("https"),
+            session_cookie=f"rp_{client_id}", same_site="lax",
+            https_only=base_url.startswith("https"),
         )],
     )
     app.state.sessions = sessions

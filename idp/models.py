@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
+
 from sqlalchemy import Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 

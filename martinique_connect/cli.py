@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer._click import exceptions as click_exceptions  # typer vendors its click
 from pydantic import ValidationError
+from typer._click import exceptions as click_exceptions  # typer vendors its click
 
 from plateforme.errors import DomainError
 

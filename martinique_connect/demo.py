@@ -9,14 +9,14 @@ from typing import Any
 
 from idp import ClientCreate, Provider, UserCreate
 
-DEMO_USERS = [
+DEMO_USERS: list[dict[str, Any]] = [
     {"email": "marie.dupont@demo.mq", "password": "Bonjour-Madinina-972",
      "given_name": "Marie", "family_name": "Dupont"},
     {"email": "jean.louis@demo.mq", "password": "Soleil-Caraibes-2026",
      "given_name": "Jean", "family_name": "Louis"},
 ]
 
-DEMO_CLIENTS = [
+DEMO_CLIENTS: list[dict[str, Any]] = [
     {"client_id": "cantine-scolaire", "name": "Cantine scolaire", "port": 8001},
     {"client_id": "stationnement", "name": "Stationnement", "port": 8002},
 ]

@@ -10,6 +10,7 @@ Every key carries a TTL. Keys are namespaced by path, e.g. ``idp:code:{hash}``.
 
 from __future__ import annotations
 
+import builtins
 import math
 import threading
 import time
@@ -46,7 +47,7 @@ class KeyValueStore(Protocol):
 
     def srem(self, key: str, member: str) -> None: ...
 
-    def smembers(self, key: str) -> set[str]: ...
+    def smembers(self, key: str) -> builtins.set[str]: ...
 
     def ping(self) -> bool: ...
 
@@ -138,7 +139,7 @@ class InProcessStore:
             if isinstance(value, set):
                 value.discard(member)
 
-    def smembers(self, key: str) -> set[str]:
+    def smembers(self, key: str) -> builtins.set[str]:
         with self._lock:
             value = self._live(key)
             return set(value) if isinstance(value, set) else set()
@@ -200,7 +201,7 @@ class RedisStore:
     def srem(self, key: str, member: str) -> None:
         self._redis.srem(self._k(key), member)
 
-    def smembers(self, key: str) -> set[str]:
+    def smembers(self, key: str) -> builtins.set[str]:
         return {str(m) for m in self._redis.smembers(self._k(key))}
 
     def ping(self) -> bool:

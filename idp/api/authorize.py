@@ -122,7 +122,9 @@ def process_authorization(
         target = "/connexion?" + urlencode({"interaction": interaction.id})
         return finish(request, RedirectResponse(target, status_code=303), provider)
 
-    assert end_user is not None and client is not None and sso is not None
+    assert end_user is not None
+    assert client is not None
+    assert sso is not None
     scope = client.get_allowed_scope(oauth_req.payload.scope)
     oauth_req.scope = scope
     consent_given = interaction is not None and interaction.consent_done

@@ -17,9 +17,12 @@ from idp.api.browser import (
     finish,
     load_interaction,
     render,
+    save_interaction,
 )
 from idp.api.deps import CsrfDep, ProviderDep, ServerDep, TemplatesDep
+from idp.oauth2.integration import from_query
 from idp.services import LoginFailed
+from plateforme.audit import AuditRecord
 from plateforme.errors import TooManyRequests
 from plateforme.web import CSRF_COOKIE, request_id
 
@@ -40,7 +43,10 @@ SCOPE_LABELS = {
     "services:admin": "administrer le catalogue de services",
 }
 
-EXPIRED = "Cette demande de connexion a expiré ou n'est plus valide. Revenez au service et recommencez."
+EXPIRED = (
+    "Cette demande de connexion a expiré ou n'est plus valide. "
+    "Revenez au service et recommencez."
+)
 CSRF_FAILED = "Le formulaire a expiré. Rechargez la page et recommencez."
 
 
@@ -108,8 +114,6 @@ def login_submit(
     request.state.set_session = sso.sid
     if pending is not None:
         pending.login_done = True
-        from idp.api.browser import save_interaction
-
         save_interaction(request, provider, csrf, query=pending.query,
                          client_id=pending.client_id, existing=pending)
         target = "/authorize/continue?" + urlencode({"interaction": pending.id})
@@ -118,9 +122,7 @@ def login_submit(
     return finish(request, RedirectResponse(target, status_code=303), provider)
 
 
-def _login_record(user_id: object, acr: str, request: Request):  # type: ignore[no-untyped-def]
-    from plateforme.audit import AuditRecord
-
+def _login_record(user_id: object, acr: str, request: Request) -> AuditRecord:
     return AuditRecord(
         action="login.success", actor=str(user_id), address=address_of(request),
         request_id=request_id(request), details={"acr": acr, "amr": ["pwd"]},
@@ -148,15 +150,14 @@ def consent_form(
     sso = current_session(request, provider)
     if pending is None or sso is None or not pending.login_done and sso is None:
         return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
-    from idp.oauth2.integration import from_query
-
     oauth_req = from_query(provider, pending.query)
     client = provider.clients.get(pending.client_id)
     if client is None:
         return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
     requested = (oauth_req.payload.scope or "").split()
     allowed = set(client.scope.split())
-    labels = [SCOPE_LABELS[s] for s in dict.fromkeys(requested) if s in allowed and s in SCOPE_LABELS]
+    labels = [SCOPE_LABELS[s] for s in dict.fromkeys(requested)
+              if s in allowed and s in SCOPE_LABELS]
     cookie = ensure_csrf_cookie(request, csrf)
     return render(request, templates, provider, "consent.html", {
         "title": f"Autoriser {client.name}", "client_name": client.name, "scopes": labels,
@@ -183,20 +184,17 @@ def consent_submit(
         return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
     if decision != "accept":
         return deny(request, pending, provider, server)
-    from idp.oauth2.integration import from_query
-
     oauth_req = from_query(provider, pending.query)
     client = provider.clients.get(pending.client_id)
     if client is None:
         return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
-    scope = " ".join(s for s in (oauth_req.payload.scope or "").split() if s in client.scope.split())
+    allowed_scopes = client.scope.split()
+    scope = " ".join(s for s in (oauth_req.payload.scope or "").split() if s in allowed_scopes)
     provider.consents.record(
         sso.uid, client.client_id, scope, implied=False, address=address_of(request),
         request_id=request_id(request),
     )
     pending.consent_done = True
-    from idp.api.browser import save_interaction
-
     save_interaction(request, provider, csrf, query=pending.query, client_id=pending.client_id,
                      existing=pending)
     target = "/authorize/continue?" + urlencode({"interaction": pending.id})

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from authlib.oauth2 import OAuth2Error
 from fastapi import APIRouter, Form, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from idp.api.browser import (
     address_of,

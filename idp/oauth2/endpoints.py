@@ -94,7 +94,9 @@ class _TokenLookup:
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
     """RFC 7662. A client may introspect only the tokens issued to it; anything else, and any
-    expired or revoked token, is ``{"active": false}``."""
+    expired or revoked token, is ``{"active": false}``. Public clients cannot introspect."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
     def __init__(self, provider: Provider) -> None:
         super().__init__()
@@ -117,7 +119,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
             return payload
         record = token.record
         return {
-            "active": True, "token_type": "refresh_token", "client_id": record.client_id,
+            "active": True, "client_id": record.client_id,
             "scope": record.scope, "iss": self.provider.issuer,
             "exp": int(record.expires_at.timestamp()), "iat": int(record.issued_at.timestamp()),
         }
@@ -125,7 +127,10 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
 
 class Revocation(_TokenLookup, RevocationEndpoint):  # type: ignore[misc]
     """RFC 7009. Revoking a refresh token revokes its whole grant; revoking a JWT access token
-    puts its ``jti`` on the revocation list. Unknown tokens get 200 (RFC 7009 §2.2)."""
+    puts its ``jti`` on the revocation list. Unknown tokens get 200 (RFC 7009 §2.2). Public
+    clients authenticate with their ``client_id`` (RFC 7009 §2.1)."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
     def __init__(self, provider: Provider) -> None:
         super().__init__()

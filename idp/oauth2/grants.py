@@ -10,8 +10,8 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from idp.oauth2.oidc import nonce_key
 from idp.oauth2.models import AuthContext, AuthorizationCode, StoredRefreshToken
+from idp.oauth2.oidc import nonce_key
 from idp.services import CodeData, Provider
 
 ALL_CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]

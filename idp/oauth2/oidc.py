@@ -48,7 +48,9 @@ class OpenIDCode(_OpenIDCode):  # type: ignore[misc]
             "exp": now + self.provider.settings.id_token_lifetime,
         }
 
-    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict[str, Any]:
+    def get_authorization_code_claims(
+        self, authorization_code: AuthorizationCode
+    ) -> dict[str, Any]:
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.data.sid:
             claims["sid"] = authorization_code.data.sid

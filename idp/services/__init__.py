@@ -1,7 +1,9 @@
 """Use cases of the OpenID provider. No web framework here."""
 
 from idp.services.clients import ClientService, check_secret, hash_secret
+from idp.services.consents import ConsentService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
+from idp.services.provider import Provider
 from idp.services.sessions import SessionStore, SSOSession
 from idp.services.signing_keys import KeyService
 from idp.services.subjects import SubjectResolver
@@ -13,9 +15,11 @@ __all__ = [
     "BackchannelNotifier",
     "ClientService",
     "CodeData",
+    "ConsentService",
     "KeyService",
     "LoginFailed",
     "LogoutDelivery",
+    "Provider",
     "SSOSession",
     "SessionStore",
     "SignIn",
@@ -26,9 +30,3 @@ __all__ = [
     "check_secret",
     "hash_secret",
 ]
-
-from idp.services.consents import ConsentService  # noqa: E402
-from idp.services.provider import Provider  # noqa: E402
-
-__all__ += ["ConsentService", "Provider"]
-__all__.sort()

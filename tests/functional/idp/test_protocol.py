@@ -148,7 +148,8 @@ def test_consent_is_asked_once_then_remembered(platform, browser, user) -> None:
     done = browser.consent(page, stop_at=tier.redirect_uri)
     assert "code" in query_of(done.headers["location"])
     again = tier.start()
-    assert again.status_code == 302 and "code" in query_of(again.headers["location"])
+    assert again.status_code == 302
+    assert "code" in query_of(again.headers["location"])
     forced = tier.start(prompt="consent")
     assert "/connexion/consentement" in str(forced.url)
     none = browser.get(tier.authorize_url(prompt="none", scope="openid phone"), follow=False)
@@ -188,7 +189,8 @@ def test_userinfo_get_and_post(flow, user) -> None:
     got = httpx.get(url, headers={"Authorization": f"Bearer {access}"}).json()
     posted = httpx.post(url, data={"access_token": access}).json()
     assert got == posted
-    assert got["given_name"] == "Marie" and got["email_verified"] is True
+    assert got["given_name"] == "Marie"
+    assert got["email_verified"] is True
     assert "phone_number" not in got
 
 
@@ -200,7 +202,8 @@ def test_refresh_rotation_and_introspection(flow, user, platform) -> None:
     assert refreshed["refresh_token"] != tokens["refresh_token"]
     info = httpx.post(f"{platform.url}/introspect", auth=auth,
                       data={"token": refreshed["access_token"]}).json()
-    assert info["active"] is True and info["client_id"] == flow.client["client_id"]
+    assert info["active"] is True
+    assert info["client_id"] == flow.client["client_id"]
     assert info["acr"] == "eidas1"
     rt = httpx.post(f"{platform.url}/introspect", auth=auth,
                     data={"token": refreshed["refresh_token"],
@@ -238,7 +241,8 @@ def test_client_credentials_token(platform) -> None:
     assert response.headers["cache-control"] == "no-store"
     token = response.json()["access_token"]
     claims = _verify(platform, token, audience=f"{platform.url}/api/archives")
-    assert claims["sub"] == client["client_id"] and claims["scope"] == "archives:read"
+    assert claims["sub"] == client["client_id"]
+    assert claims["scope"] == "archives:read"
     assert "refresh_token" not in response.json()
 
 
@@ -291,7 +295,8 @@ def test_offline_access_survives_logout(platform, browser, user) -> None:
 def test_logout_without_hint_asks_for_confirmation(flow, user) -> None:
     flow.get_code(user)
     page = flow.browser.get(f"{flow.platform.url}/logout")
-    assert page.status_code == 200 and "Se déconnecter" in page.text
+    assert page.status_code == 200
+    assert "Se déconnecter" in page.text
     assert query_of(flow.start(prompt="none").headers["location"]).get("code")
     forged = flow.browser.post(f"{flow.platform.url}/logout", {"confirm": "yes",
                                                               "csrf_token": "forged"})

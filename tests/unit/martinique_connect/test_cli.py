@@ -41,8 +41,10 @@ def test_clients_create_json(run) -> None:  # type: ignore[no-untyped-def]
                  "--first-party", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["client_id"] and len(data["client_secret"]) >= 40
-    assert data["scopes"] == ["openid", "email"] and data["first_party"] is True
+    assert data["client_id"]
+    assert len(data["client_secret"]) >= 40
+    assert data["scopes"] == ["openid", "email"]
+    assert data["first_party"] is True
     shown = json.loads(run("clients", "show", data["client_id"]).stdout)
     assert shown["client_secret"] is None, "the secret is shown once only"
     listed = json.loads(run("clients", "list", "--json").stdout)
@@ -64,7 +66,8 @@ def test_users_create_json(run) -> None:  # type: ignore[no-untyped-def]
                  "Un-mot-de-passe-solide", "--given-name", "Marie", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["id"] and data["email"] == "marie@example.mq"
+    assert data["id"]
+    assert data["email"] == "marie@example.mq"
     _one_line_error(run("users", "create", "--email", "marie@example.mq", "--password",
                         "Un-mot-de-passe-solide", "--json"))
 
@@ -105,7 +108,8 @@ def test_keys_rotate_and_list(run) -> None:  # type: ignore[no-untyped-def]
 def test_audit_verify_detects_tampering(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run("users", "create", "--email", "a@example.mq", "--password", "Un-mot-de-passe-solide")
     ok = run("audit", "verify")
-    assert ok.returncode == 0 and "intègre" in ok.stdout
+    assert ok.returncode == 0
+    assert "intègre" in ok.stdout
     with sqlite3.connect(tmp_path / "martinique-connect.db") as db:
         db.execute("UPDATE plateforme_audit_event SET actor = 'quelqu-un' WHERE seq = 1")
     broken = run("audit", "verify")

@@ -26,7 +26,8 @@ def test_chain_verifies_and_links(tmp_path: Path) -> None:
     assert second.prev_hash == first.hash
     with Session(engine) as session:
         report = verify_chain(session)
-    assert report.ok and report.checked == 2
+    assert report.ok
+    assert report.checked == 2
 
 
 def test_modified_entry_is_located(tmp_path: Path) -> None:
@@ -50,7 +51,8 @@ def test_deleted_entry_is_located(tmp_path: Path) -> None:
         session.execute(text("DELETE FROM plateforme_audit_event WHERE seq = 2"))
         session.commit()
         report = verify_chain(session)
-    assert not report.ok and report.first_broken == 2
+    assert not report.ok
+    assert report.first_broken == 2
 
 
 def test_truncated_tail_is_detected(tmp_path: Path) -> None:
@@ -78,4 +80,5 @@ def test_concurrent_appends_never_fork_the_chain(tmp_path: Path) -> None:
         t.join()
     with Session(engine) as session:
         report = verify_chain(session)
-    assert report.ok and report.checked == 40
+    assert report.ok
+    assert report.checked == 40
