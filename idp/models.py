@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import Column, DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from plateforme.clock import utcnow
@@ -152,3 +152,53 @@ class SigningKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     activated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     retire_after: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Organisation(SQLModel, table=True):
+    """A public body of the CUP: commune, EPCI, the CTM, the SDIS, or other."""
+
+    __tablename__ = "idp_organisation"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=64)
+    name: str = Field(max_length=200)
+    kind: str = Field(index=True, max_length=10)
+    insee: str | None = Field(default=None, max_length=5)
+    population: int | None = None
+    population_source: str | None = Field(default=None, max_length=200)
+    parent_slug: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Membership(SQLModel, table=True):
+    """A role a person holds in an organisation. Platform-wide roles (``ctm_admin``,
+    ``support``, ``catalogue_manager``, ``approver``, ``archival_authority``) are held in the
+    CTM's organisation."""
+
+    __tablename__ = "idp_membership"
+    __table_args__ = (UniqueConstraint("user_id", "organisation_id", "role",
+                                       name="uq_idp_membership_user_org_role"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    organisation_id: uuid.UUID = Field(index=True, foreign_key="idp_organisation.id",
+                                       ondelete="CASCADE")
+    role: str = Field(max_length=30)
+    granted_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Invitation(SQLModel, table=True):
+    """An emailed invitation to take a role; the token is stored as its SHA-256."""
+
+    __tablename__ = "idp_invitation"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    email: str = Field(index=True, max_length=320)
+    organisation_id: uuid.UUID = Field(foreign_key="idp_organisation.id", ondelete="CASCADE")
+    role: str = Field(max_length=30)
+    invited_by: str | None = Field(default=None, max_length=64)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    accepted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

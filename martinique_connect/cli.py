@@ -28,9 +28,11 @@ users_app = typer.Typer(no_args_is_help=True, help="Comptes.")
 demo_app = typer.Typer(no_args_is_help=True, help="Données de démonstration.")
 audit_app = typer.Typer(no_args_is_help=True, help="Journal d'audit.")
 tokens_app = typer.Typer(no_args_is_help=True, help="Jetons.")
+orgs_app = typer.Typer(no_args_is_help=True, help="Organisations (communes, EPCI, CTM, SDIS).")
+members_app = typer.Typer(no_args_is_help=True, help="Rôles des personnes dans les organisations.")
 for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
                   (users_app, "users"), (demo_app, "demo"), (audit_app, "audit"),
-                  (tokens_app, "tokens")):
+                  (tokens_app, "tokens"), (orgs_app, "orgs"), (members_app, "members")):
     app.add_typer(sub, name=name)
 
 
@@ -66,8 +68,15 @@ def _provider() -> Any:
     settings, engine = _engine()
     store = make_store(settings.redis_url, prefix=settings.redis_prefix)
     provider = Provider(settings=settings, engine=engine, store=store)
-    provider.keys.ensure_keys()
+    initialise(provider)
     return provider
+
+
+def initialise(provider: Any) -> None:
+    """Once per deployment: signing keys and the reference organisations."""
+    provider.keys.ensure_keys()
+    if not provider.organisations.list():
+        provider.organisations.seed()
 
 
 def _print_json(data: Any) -> None:
@@ -253,6 +262,75 @@ def users_list(
         return
     for u in users:
         typer.echo(f"{u.email:40} {u.given_name or ''} {u.family_name or ''}")
+
+
+# --- organisations and roles ----------------------------------------------------------------
+
+
+@orgs_app.command("list")
+def orgs_list(
+    kind: Annotated[str | None, typer.Option(help="commune, epci, ctm, sdis, other")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    if kind is not None and kind not in ("commune", "epci", "ctm", "sdis", "other"):
+        _fail(f"type inconnu : {kind} (commune, epci, ctm, sdis, other)")
+    orgs = _provider().organisations.list(kind)
+    rows = [{"id": str(o.id), "slug": o.slug, "name": o.name, "kind": o.kind, "insee": o.insee,
+             "population": o.population, "population_source": o.population_source,
+             "parent": o.parent_slug} for o in orgs]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['slug']:20} {row['kind']:8} {row['insee'] or '-':6} {row['name']}")
+
+
+@orgs_app.command("seed")
+def orgs_seed() -> None:
+    """Create or update the reference organisations from the CSV shipped with the project."""
+    typer.echo(f"{_provider().organisations.seed()} organisations à jour")
+
+
+@members_app.command("grant")
+def members_grant(
+    email: Annotated[str, typer.Option()], org: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option()],
+    reason: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    provider = _provider()
+    user = provider.users.get_by_email(email)
+    if user is None:
+        _fail(f"aucun compte pour {email}")
+    provider.organisations.grant(user.id, org, role, actor="cli", reason=reason)
+    typer.echo(f"{email} : {role} à {org}")
+
+
+@members_app.command("revoke")
+def members_revoke(
+    email: Annotated[str, typer.Option()], org: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option()],
+    reason: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    provider = _provider()
+    user = provider.users.get_by_email(email)
+    if user is None:
+        _fail(f"aucun compte pour {email}")
+    provider.organisations.revoke(user.id, org, role, actor="cli", reason=reason)
+    typer.echo(f"{email} : {role} retiré à {org}")
+
+
+@members_app.command("list")
+def members_list(
+    org: Annotated[str, typer.Option()],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    members = _provider().organisations.members(org)
+    rows = [{"email": u.email, "user_id": str(u.id), "role": role} for u, role in members]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['email']:40} {row['role']}")
 
 
 # --- audit, tokens -----------------------------------------------------------------------------

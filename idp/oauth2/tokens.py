@@ -59,6 +59,17 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
             claims["amr"] = user.amr
             if user.sid:
                 claims["sid"] = user.sid
+        if any(":" in s for s in (scope or "").split()):
+            # Only tokens meant for a resource server carry the caller's organisation and
+            # roles; tokens of citizen-facing clients asking for OIDC scopes never do.
+            if isinstance(user, AuthContext):
+                affiliation = self.provider.organisations.affiliation(user.user.id)
+                if affiliation.org:
+                    claims["org"] = affiliation.org
+                claims["roles"] = affiliation.roles
+            elif client.record.organisation:
+                claims["org"] = client.record.organisation
+                claims["roles"] = []
         key = self.provider.keys.signing_key(self.alg)
         header = {"alg": self.alg, "typ": "at+jwt", "kid": key.kid}
         return jwt.encode(header, claims, key)

@@ -3,6 +3,7 @@
 from idp.services.clients import ClientService, check_secret, hash_secret
 from idp.services.consents import ConsentService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
+from idp.services.organisations import Affiliation, OrganisationService, RoleGrant
 from idp.services.provider import Provider
 from idp.services.sessions import SessionStore, SSOSession
 from idp.services.signing_keys import KeyService
@@ -12,6 +13,7 @@ from idp.services.tokens import CodeData, TokenService
 from idp.services.users import LoginFailed, SignIn, UserService
 
 __all__ = [
+    "Affiliation",
     "BackchannelNotifier",
     "ClientService",
     "CodeData",
@@ -19,7 +21,9 @@ __all__ = [
     "KeyService",
     "LoginFailed",
     "LogoutDelivery",
+    "OrganisationService",
     "Provider",
+    "RoleGrant",
     "SSOSession",
     "SessionStore",
     "SignIn",

@@ -14,6 +14,7 @@ from idp.models import Client
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
+from idp.services.organisations import OrganisationService
 from idp.services.sessions import SessionStore, SSOSession
 from idp.services.signing_keys import KeyService
 from idp.services.subjects import SubjectResolver
@@ -46,6 +47,7 @@ class Provider:
         )
         self.clients = ClientService(engine)
         self.consents = ConsentService(engine)
+        self.organisations = OrganisationService(engine)
         self.throttle = Throttle(
             store, free_attempts=settings.login_free_attempts,
             address_free_attempts=settings.address_free_attempts,
