@@ -19,7 +19,7 @@ import idp
 import plateforme
 from idp.api import router as idp_router
 from idp.api.discovery import WellKnownMiddleware
-from idp.oauth2.integration import StarletteServer
+from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors
 from martinique_connect.database import upgrade
 from plateforme.db import make_engine
@@ -102,6 +102,9 @@ def create_app(
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
 
+    # The last added is the outermost: discovery and JWKS first (prepared bytes), then the
+    # security headers, then the raw token/introspection/revocation route, then FastAPI.
+    app.add_middleware(OAuth2EndpointsMiddleware, issuer=settings.issuer)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)
     app.add_middleware(WellKnownMiddleware, provider=provider)
     return app
