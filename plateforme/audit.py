@@ -188,3 +188,51 @@ def verify_chain(session: Session) -> ChainReport:
     if head is not None and (head.seq != checked or head.hash != prev):
         return ChainReport(False, checked, checked + 1, "fin du journal tronquée")
     return ChainReport(True, checked)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of the journal's consultation page and CSV export."""
+
+    actor: str | None = None
+    organisation: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def search(session: Session, query: AuditQuery, *, limit: int = 100, offset: int = 0
+           ) -> list[AuditEvent]:
+    """Newest first. ``action`` matches a prefix (``client.`` finds every client action)."""
+    statement = select(AuditEvent).order_by(col(AuditEvent.seq).desc())
+    if query.actor:
+        statement = statement.where(AuditEvent.actor == query.actor)
+    if query.organisation:
+        statement = statement.where(AuditEvent.organisation == query.organisation)
+    if query.action:
+        statement = statement.where(col(AuditEvent.action).startswith(query.action))
+    if query.since:
+        statement = statement.where(col(AuditEvent.at) >= query.since)
+    if query.until:
+        statement = statement.where(col(AuditEvent.at) < query.until)
+    return list(session.exec(statement.offset(offset).limit(limit)).all())
+
+
+CSV_COLUMNS = ("seq", "at", "actor", "organisation", "action", "target", "outcome", "address",
+               "request_id", "reason", "details", "prev_hash", "hash")
+
+
+def to_csv_rows(events: list[AuditEvent]) -> Iterator[list[str]]:
+    """Rows for a CSV export (header first); cells that a spreadsheet would run as a formula
+    are prefixed with a quote (CSV injection)."""
+    yield list(CSV_COLUMNS)
+    for event in events:
+        row = []
+        for column in CSV_COLUMNS:
+            value = getattr(event, column)
+            text_value = _iso(value) if isinstance(value, datetime) else (
+                "" if value is None else str(value))
+            if text_value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                text_value = "'" + text_value
+            row.append(text_value)
+        yield row

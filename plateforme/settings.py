@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     redis_prefix: str = "mc:"
     blob_url: str | None = None
     smtp_url: str | None = None
+    mail_from: str = "Martinique Connect <ne-pas-repondre@martinique-connect.localhost>"
     secret_key: str | None = None
     log_format: Literal["text", "json"] = "text"
     environment: Literal["development", "production", "test"] = "development"

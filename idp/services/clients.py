@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
@@ -125,9 +126,59 @@ class ClientService:
         self.forget(client_id)
         return to_public(client, secret)
 
-    def list(self) -> list[ClientPublic]:
+    def list(self, organisation: str | None = None) -> builtins.list[ClientPublic]:
+        """Every client, or those registered for one organisation."""
         with Session(self._engine) as session:
-            return [to_public(c) for c in repository.list_clients(session=session)]
+            return [to_public(c) for c in repository.list_clients(session=session)
+                    if organisation is None or c.organisation == organisation]
+
+    def update(
+        self, client_id: str, *, name: str, redirect_uris: builtins.list[str],
+        post_logout_redirect_uris: builtins.list[str], backchannel_logout_uri: str | None,
+        actor: str | None = None, reason: str | None = None,
+    ) -> ClientPublic:
+        """Change what a client's integrator may change; URIs are validated as at creation."""
+        current = self.show(client_id)
+        checked = ClientCreate(
+            name=name, redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout_redirect_uris,
+            backchannel_logout_uri=backchannel_logout_uri or None,
+            grant_types=current.grant_types,  # type: ignore[arg-type]
+        ) if "authorization_code" in current.grant_types else None
+        with Session(self._engine, expire_on_commit=False) as session:
+            client = repository.get_client(session=session, client_id=client_id)
+            if client is None:
+                raise NotFound(f"client inconnu : {client_id}")
+            client.name = name
+            if checked is not None:
+                client.redirect_uris = json.dumps(checked.redirect_uris)
+                client.post_logout_redirect_uris = json.dumps(checked.post_logout_redirect_uris)
+                client.backchannel_logout_uri = checked.backchannel_logout_uri
+            session.add(client)
+            append(session, AuditRecord(
+                action="client.update", actor=actor, target=client_id, reason=reason,
+                organisation=client.organisation,
+                details={"redirect_uris": redirect_uris,
+                         "post_logout_redirect_uris": post_logout_redirect_uris}))
+            session.commit()
+        self.forget(client_id)
+        return to_public(client)
+
+    def set_disabled(self, client_id: str, disabled: bool, *, actor: str | None = None,
+                     reason: str | None = None) -> ClientPublic:
+        """Disable (every token request refused from then on) or enable a client."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            client = repository.get_client(session=session, client_id=client_id)
+            if client is None:
+                raise NotFound(f"client inconnu : {client_id}")
+            client.disabled = disabled
+            session.add(client)
+            append(session, AuditRecord(
+                action="client.disable" if disabled else "client.enable", actor=actor,
+                target=client_id, reason=reason, organisation=client.organisation))
+            session.commit()
+        self.forget(client_id)
+        return to_public(client)
 
     def show(self, client_id: str) -> ClientPublic:
         with Session(self._engine) as session:
@@ -136,17 +187,20 @@ class ClientService:
                 raise NotFound(f"client inconnu : {client_id}")
             return to_public(client)
 
-    def delete(self, client_id: str, *, actor: str | None = None) -> None:
+    def delete(self, client_id: str, *, actor: str | None = None,
+               reason: str | None = None) -> None:
         with Session(self._engine) as session:
             client = repository.get_client(session=session, client_id=client_id)
             if client is None:
                 raise NotFound(f"client inconnu : {client_id}")
             repository.delete_client(session=session, client=client)
-            append(session, AuditRecord(action="client.delete", actor=actor, target=client_id))
+            append(session, AuditRecord(action="client.delete", actor=actor, target=client_id,
+                                        reason=reason, organisation=client.organisation))
             session.commit()
         self.forget(client_id)
 
-    def rotate_secret(self, client_id: str, *, actor: str | None = None) -> str:
+    def rotate_secret(self, client_id: str, *, actor: str | None = None,
+                      reason: str | None = None) -> str:
         """Issue a new secret (shown once); the old one stops working at once."""
         secret = secrets.token_urlsafe(32)
         with Session(self._engine) as session:
@@ -159,7 +213,8 @@ class ClientService:
             client.client_secret_hash = hash_secret(secret)
             session.add(client)
             append(session, AuditRecord(action="client.rotate_secret", actor=actor,
-                                        target=client_id))
+                                        target=client_id, reason=reason,
+                                        organisation=client.organisation))
             session.commit()
         self.forget(client_id)
         return secret

@@ -11,6 +11,7 @@ from idp import repository
 from idp.models import Consent
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
+from plateforme.errors import NotFound
 
 
 class ConsentService:
@@ -41,6 +42,17 @@ class ConsentService:
                 target=client_id, address=address, request_id=request_id,
                 details={"scope": consent.scope},
             ))
+            session.commit()
+
+    def revoke(self, user_id: uuid.UUID, client_id: str, *, actor: str | None = None,
+               reason: str | None = None) -> None:
+        with Session(self._engine) as session:
+            consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
+            if consent is None:
+                raise NotFound("aucun consentement pour ce service")
+            session.delete(consent)
+            append(session, AuditRecord(action="consent.revoke", actor=actor or str(user_id),
+                                        target=client_id, reason=reason))
             session.commit()
 
     def list(self, user_id: uuid.UUID) -> list[Consent]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -23,6 +24,7 @@ from idp.services.tokens import TokenService
 from idp.services.users import UserService
 from plateforme.audit import AuditJournal, AuditRecord, append
 from plateforme.kv import KeyValueStore
+from plateforme.mail import make_mailer
 from plateforme.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Provider:
         self.store = store
         secret = settings.resolved_secret_key()
         self.journal = AuditJournal(engine)
+        self.mailer = make_mailer(settings.smtp_url, settings.data_dir, sender=settings.mail_from)
         self.keys = KeyService(
             engine, KeyCipher(secret),
             max_token_lifetime=max(settings.access_token_lifetime, settings.id_token_lifetime),
@@ -71,8 +74,6 @@ class Provider:
         )
 
     def subject_for(self, user_id: object, client: Client) -> str:
-        import uuid
-
         return self.subjects.subject(uuid.UUID(str(user_id)), client)
 
     def end_session(
@@ -99,6 +100,40 @@ class Provider:
             ))
             session.commit()
         return self.notifier.notify(deliveries)
+
+    def end_all_sessions(self, user_id: uuid.UUID | str, *, reason: str, actor: str | None = None,
+                         address: str | None = None) -> int:
+        """End every session of a person and revoke every grant (offline ones included)."""
+        uid = uuid.UUID(str(user_id))
+        sessions = self.sessions.for_user(uid)
+        for sso in sessions:
+            self.end_session(sso, reason=reason, address=address)
+        for grant_id in self.tokens.user_grant_ids(uid):
+            self.tokens.revoke_grant(grant_id, reason=reason, actor=actor)
+        return len(sessions)
+
+    def lock_user(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str,
+                  address: str | None = None) -> None:
+        """Lock an account: sign-in refused, sessions ended, tokens revoked."""
+        self.users.set_locked(user_id, True, actor=actor, reason=reason)
+        self.end_all_sessions(user_id, reason="account_locked", actor=actor, address=address)
+
+    def unlock_user(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str) -> None:
+        self.users.set_locked(user_id, False, actor=actor, reason=reason)
+
+    def delete_user(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str) -> None:
+        """Delete an account: sessions ended, clients told (back-channel), data erased; the
+        audit journal keeps the (pseudonymous) account id only."""
+        self.end_all_sessions(user_id, reason="account_deleted", actor=actor)
+        self.users.delete(user_id, actor=actor, reason=reason)
+
+    def revoke_consent(self, user_id: uuid.UUID | str, client_id: str, *, actor: str | None,
+                       reason: str | None = None) -> None:
+        """Withdraw a consent and revoke the tokens the client holds for the person."""
+        uid = uuid.UUID(str(user_id))
+        self.consents.revoke(uid, client_id, actor=actor, reason=reason)
+        for grant_id in self.tokens.user_grant_ids(uid, client_id=client_id):
+            self.tokens.revoke_grant(grant_id, reason="consent_revoked", actor=actor)
 
     def close(self) -> None:
         self.notifier.close()

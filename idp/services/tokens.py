@@ -222,6 +222,11 @@ class TokenService:
             self.revoke_grant(grant_id, reason="logout")
         return ids
 
+    def user_grant_ids(self, user_id: uuid.UUID, client_id: str | None = None) -> list[str]:
+        with Session(self._engine) as session:
+            return [g.id for g in repository.list_active_grants(
+                session=session, user_id=user_id, client_id=client_id)]
+
     def purge(self) -> int:
         with Session(self._engine) as session:
             count = repository.purge_expired(session=session, now=utcnow())

@@ -79,6 +79,32 @@ class UserService:
             raise NotFound("compte introuvable")
         return user
 
+    def set_locked(self, user_id: uuid.UUID | str, locked: bool, *, actor: str | None,
+                   reason: str) -> User:
+        with Session(self._engine, expire_on_commit=False) as session:
+            user = repository.get_user(session=session, user_id=uuid.UUID(str(user_id)))
+            if user is None:
+                raise NotFound("compte introuvable")
+            user.locked = locked
+            user.locked_reason = reason if locked else None
+            user.updated_at = utcnow()
+            session.add(user)
+            append(session, AuditRecord(action="user.lock" if locked else "user.unlock",
+                                        actor=actor, target=str(user.id), reason=reason))
+            session.commit()
+        return user
+
+    def delete(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str) -> None:
+        """Erase the account row (its consents, grants and tokens cascade)."""
+        with Session(self._engine) as session:
+            user = repository.get_user(session=session, user_id=uuid.UUID(str(user_id)))
+            if user is None:
+                raise NotFound("compte introuvable")
+            session.delete(user)
+            append(session, AuditRecord(action="user.delete", actor=actor,
+                                        target=str(user_id), reason=reason))
+            session.commit()
+
     def authenticate_password(
         self, email: str, password: str, *, address: str, request_id: str | None = None
     ) -> SignIn:
