@@ -24,6 +24,7 @@ from martinique_connect import errors
 from martinique_connect.database import upgrade
 from plateforme.db import make_engine
 from plateforme.kv import KeyValueStore, make_store
+from plateforme.logs import configure_logging
 from plateforme.settings import Settings, load_settings
 from plateforme.web import Csrf, SecurityHeadersMiddleware
 
@@ -54,6 +55,8 @@ def create_app(
     provider = idp.Provider(settings=settings, engine=engine, store=store, http=http)
     if initialise:
         provider.keys.ensure_keys()
+        if not provider.organisations.list():
+            provider.organisations.seed()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,4 +115,7 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """Entry point for ``uvicorn --factory`` workers (initialisation done by ``serve``)."""
-    return create_app(initialise=False)
+    settings = load_settings()
+    configure_logging(settings.log_format, logging.WARNING if settings.environment == "production"
+                      else logging.INFO)
+    return create_app(settings, initialise=False)
