@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from starlette.datastructures import FormData, Headers, QueryParams, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
@@ -138,7 +139,8 @@ FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
 FAST_BODY_BYTES = MAX_FIELD_BYTES
 ENDPOINTS = {"/token": "token", "/introspect": "introspection", "/revoke": "revocation"}
 # Grant types whose handling needs no storage round trip (only the client and key caches,
-# refreshed every few seconds): answered on the event loop, without a thread hop.
+# refreshed every few seconds): answered on the event loop, without a thread hop, when the
+# client is cached (see _answer_inline).
 INLINE_GRANT_TYPES = frozenset({"client_credentials"})
 
 
@@ -161,6 +163,19 @@ def parse_form(body: bytes) -> FormData | None:
     except ValueError:
         return None
     return FormData(pairs)
+
+
+def _answer_inline(server: StarletteServer, request: StarletteOAuth2Request) -> bool:
+    """A token request is answered on the event loop only when nothing in it waits for
+    storage: a grant of :data:`INLINE_GRANT_TYPES`, a client authenticated by a secret (an
+    assertion's ``jti`` goes to the key-value store) and already in the client cache (an
+    unknown ``client_id`` goes to the database)."""
+    data = request.payload.data
+    if data.get("grant_type") not in INLINE_GRANT_TYPES or "client_assertion" in data:
+        return False
+    client_id, _ = extract_basic_authorization(request.headers)
+    client_id = client_id or data.get("client_id")
+    return isinstance(client_id, str) and server.provider.clients.is_cached(client_id)
 
 
 def _replay(body: bytes, more_body: bool, receive: Receive) -> Receive:
@@ -186,8 +201,8 @@ class OAuth2EndpointsMiddleware:
 
     Place it inside the security-headers middleware (which adds the common headers and the
     request id) and outside FastAPI's routing. Calls that reach the database or the key-value
-    store run in a thread pool, like FastAPI's ``def`` routes; ``client_credentials`` runs on
-    the event loop (:data:`INLINE_GRANT_TYPES`).
+    store run in a thread pool, like FastAPI's ``def`` routes; ``client_credentials`` with a
+    cached client runs on the event loop (:func:`_answer_inline`).
     """
 
     def __init__(self, app: ASGIApp, *, issuer: str, threads: int = 16) -> None:
@@ -236,7 +251,7 @@ class OAuth2EndpointsMiddleware:
         )
         server: StarletteServer = scope["app"].state.oauth2_server
         if endpoint == "token":
-            if request.payload.data.get("grant_type") in INLINE_GRANT_TYPES:
+            if _answer_inline(server, request):
                 return server.create_token_response(request)  # type: ignore[no-any-return]
             return await self._in_thread(server.create_token_response, request)
         return await self._in_thread(server.create_endpoint_response, endpoint, request)

@@ -61,6 +61,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, provider: Provider) -> None:
         super().__init__(scopes_supported=OIDC_SCOPES + RESOURCE_SCOPES)
         self.provider = provider
+        self._oauth_clients: dict[str, OAuthClient] = {}
         self.register_token_generator("default", AccessTokenGenerator(provider))
         code_grant, refresh_grant, cc_grant = make_grants(provider)
         self.register_grant(code_grant, [PKCES256(required=True), OpenIDCode(provider)])
@@ -78,7 +79,15 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         client = self.provider.clients.get(client_id)
         if client is None or client.disabled:
             return None
-        return OAuthClient(client)
+        # The same record (the client cache keeps it a few seconds) gives the same adapter:
+        # its lists are decoded from JSON once, not at every token request.
+        cached = self._oauth_clients.get(client_id)
+        if cached is not None and cached.record is client:
+            return cached
+        if len(self._oauth_clients) > 10_000:
+            self._oauth_clients.clear()
+        adapter = self._oauth_clients[client_id] = OAuthClient(client)
+        return adapter
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         """Tokens issued to a person are recorded (``jti`` and refresh-token hash) so that

@@ -86,6 +86,12 @@ class ClientService:
             self._cache[client_id] = (now, client)
         return client
 
+    def is_cached(self, client_id: str) -> bool:
+        """True when :meth:`get` would answer from the cache, without a database round trip
+        (the token endpoint then answers ``client_credentials`` on the event loop)."""
+        hit = self._cache.get(client_id)
+        return hit is not None and time.monotonic() - hit[0] < CLIENT_CACHE_SECONDS
+
     def forget(self, client_id: str) -> None:
         self._cache.pop(client_id, None)
 
