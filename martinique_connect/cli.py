@@ -291,32 +291,30 @@ def orgs_seed() -> None:
     typer.echo(f"{_provider().organisations.seed()} organisations à jour")
 
 
-@members_app.command("grant")
-def members_grant(
-    email: Annotated[str, typer.Option()], org: Annotated[str, typer.Option()],
-    role: Annotated[str, typer.Option()],
-    reason: Annotated[str | None, typer.Option()] = None,
-) -> None:
+EmailOpt = Annotated[str, typer.Option(help="Adresse du compte.")]
+OrgOpt = Annotated[str, typer.Option(help="Organisation (slug, voir `orgs list`).")]
+RoleOpt = Annotated[str, typer.Option(help="Rôle (org_admin, archivist, buyer, viewer, …).")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Motif, gardé au journal d'audit.")]
+
+
+def _change_role(action: str, email: str, org: str, role: str, reason: str | None) -> None:
     provider = _provider()
     user = provider.users.get_by_email(email)
     if user is None:
         _fail(f"aucun compte pour {email}")
-    provider.organisations.grant(user.id, org, role, actor="cli", reason=reason)
-    typer.echo(f"{email} : {role} à {org}")
+    change = provider.organisations.grant if action == "grant" else provider.organisations.revoke
+    change(user.id, org, role, actor="cli", reason=reason)
+    typer.echo(f"{email} : {role} {'accordé' if action == 'grant' else 'retiré'} ({org})")
+
+
+@members_app.command("grant")
+def members_grant(email: EmailOpt, org: OrgOpt, role: RoleOpt, reason: ReasonOpt = None) -> None:
+    _change_role("grant", email, org, role, reason)
 
 
 @members_app.command("revoke")
-def members_revoke(
-    email: Annotated[str, typer.Option()], org: Annotated[str, typer.Option()],
-    role: Annotated[str, typer.Option()],
-    reason: Annotated[str | None, typer.Option()] = None,
-) -> None:
-    provider = _provider()
-    user = provider.users.get_by_email(email)
-    if user is None:
-        _fail(f"aucun compte pour {email}")
-    provider.organisations.revoke(user.id, org, role, actor="cli", reason=reason)
-    typer.echo(f"{email} : {role} retiré à {org}")
+def members_revoke(email: EmailOpt, org: OrgOpt, role: RoleOpt, reason: ReasonOpt = None) -> None:
+    _change_role("revoke", email, org, role, reason)
 
 
 @members_app.command("list")

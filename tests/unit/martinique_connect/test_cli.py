@@ -123,3 +123,35 @@ def test_demo_seed_is_idempotent(run, tmp_path: Path) -> None:  # type: ignore[n
     assert run("demo", "seed").returncode == 0
     second = json.loads((tmp_path / "demo.json").read_text())
     assert first["clients"] == second["clients"]
+
+
+def test_orgs_list_json(run) -> None:  # type: ignore[no-untyped-def]
+    orgs = json.loads(run("orgs", "list", "--json").stdout)
+    kinds = [o["kind"] for o in orgs]
+    assert kinds.count("commune") == 34
+    assert kinds.count("epci") == 3
+    assert kinds.count("ctm") == 1 and kinds.count("sdis") == 1
+    communes = sorted(o["insee"] for o in orgs if o["kind"] == "commune")
+    assert communes == [f"972{n:02d}" for n in range(1, 35)]
+    assert all({"id", "slug", "name", "kind", "insee"} <= set(o) for o in orgs)
+    lamentin = next(o for o in orgs if o["slug"] == "lamentin")
+    assert lamentin["parent"] == "cacem" and lamentin["population_source"]
+    cacem = next(o for o in orgs if o["slug"] == "cacem")
+    members = [o for o in orgs if o["parent"] == "cacem"]
+    assert cacem["population"] == sum(o["population"] for o in members)
+
+
+def test_members_grant_list_revoke(run) -> None:  # type: ignore[no-untyped-def]
+    run("users", "create", "--email", "agent@lamentin.mq", "--password", "Un-mot-de-passe-solide")
+    assert run("members", "grant", "--email", "agent@lamentin.mq", "--org", "lamentin",
+               "--role", "archivist").returncode == 0
+    listed = json.loads(run("members", "list", "--org", "lamentin", "--json").stdout)
+    assert listed == [{"email": "agent@lamentin.mq", "user_id": listed[0]["user_id"],
+                       "role": "archivist"}]
+    _one_line_error(run("members", "grant", "--email", "agent@lamentin.mq", "--org",
+                        "lamentin", "--role", "ctm_admin"))
+    _one_line_error(run("members", "grant", "--email", "agent@lamentin.mq", "--org",
+                        "atlantis", "--role", "viewer"))
+    assert run("members", "revoke", "--email", "agent@lamentin.mq", "--org", "lamentin",
+               "--role", "archivist").returncode == 0
+    assert json.loads(run("members", "list", "--org", "lamentin", "--json").stdout) == []
