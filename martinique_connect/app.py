@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 import idp
 import plateforme
 from idp.api import router as idp_router
+from idp.api.cors import PublicClientCORS
 from idp.api.discovery import WellKnownMiddleware
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors
@@ -109,6 +110,7 @@ def create_app(
     # security headers, then the raw token/introspection/revocation route, then FastAPI.
     app.add_middleware(OAuth2EndpointsMiddleware, issuer=settings.issuer)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)
+    app.add_middleware(PublicClientCORS)
     app.add_middleware(WellKnownMiddleware, provider=provider)
     return app
 

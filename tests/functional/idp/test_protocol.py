@@ -360,3 +360,18 @@ def test_key_rotation_publishes_before_signing_and_keeps_old_keys(flow, user, pl
     info = httpx.post(f"{platform.url}/introspect", data={"token": old_tokens["access_token"]},
                       auth=(flow.client["client_id"], flow.client["client_secret"])).json()
     assert info["active"] is True
+
+
+def test_cors_for_browser_clients_on_token_and_userinfo_only(platform) -> None:
+    origin = {"Origin": "https://spa.example.mq"}
+    preflight = httpx.options(f"{platform.url}/token", headers={
+        **origin, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    token = httpx.post(f"{platform.url}/token", headers=origin, data={"grant_type": "x"})
+    assert token.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in token.headers
+    page = httpx.get(f"{platform.url}/connexion", headers=origin)
+    assert "access-control-allow-origin" not in page.headers
+    intro = httpx.post(f"{platform.url}/introspect", headers=origin, data={"token": "x"})
+    assert "access-control-allow-origin" not in intro.headers
