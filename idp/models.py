@@ -28,6 +28,7 @@ class User(SQLModel, table=True):
     phone_number_verified: bool = False
     address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     locale: str = Field(default="fr", max_length=10)
+    password_changed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     locked: bool = False
     locked_reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
@@ -202,3 +203,64 @@ class Invitation(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     accepted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class EmailToken(SQLModel, table=True):
+    """A single-use emailed link (address verification, password reset, address change),
+    stored as its SHA-256."""
+
+    __tablename__ = "idp_email_token"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    token_hash: str = Field(unique=True, index=True, max_length=64)
+    purpose: str = Field(max_length=20)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    new_email: str | None = Field(default=None, max_length=320)
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class TotpFactor(SQLModel, table=True):
+    """A TOTP second factor; the secret is encrypted at rest, the last accepted time step
+    is kept so that a code is never accepted twice."""
+
+    __tablename__ = "idp_totp"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    name: str = Field(default="Application d'authentification", max_length=100)
+    secret_encrypted: str = Field(sa_column=Column(Text, nullable=False))
+    confirmed: bool = False
+    last_step: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class RecoveryCode(SQLModel, table=True):
+    """One of ten single-use recovery codes, stored hashed."""
+
+    __tablename__ = "idp_recovery_code"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    code_hash: str = Field(max_length=255)
+    used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class WebAuthnCredential(SQLModel, table=True):
+    """A passkey (WebAuthn credential) registered by a person."""
+
+    __tablename__ = "idp_webauthn_credential"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    credential_id: str = Field(unique=True, index=True, max_length=1400)
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    sign_count: int = 0
+    transports: str = "[]"
+    name: str = Field(default="Clé d'accès", max_length=100)
+    backed_up: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
