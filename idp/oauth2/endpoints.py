@@ -23,10 +23,14 @@ ACCESS_TOKEN_ALGS = ["ES256", "RS256"]
 
 @dataclass
 class AccessTokenInfo:
-    """A JWT access token whose signature, ``typ`` and issuer were verified."""
+    """A JWT access token whose signature, ``typ`` and issuer were verified.
+
+    The revocation list is consulted when :meth:`is_revoked` is called, not before: Authlib
+    asks only for a token of the calling client that has not expired (introspection), and
+    never when revoking, so those cases cost no storage round trip."""
 
     claims: dict[str, Any]
-    revoked: bool
+    provider: Provider
 
     def check_client(self, client: Any) -> bool:
         return bool(self.claims.get("client_id") == client.get_client_id())
@@ -35,7 +39,7 @@ class AccessTokenInfo:
         return int(self.claims.get("exp", 0)) <= int(time.time())
 
     def is_revoked(self) -> bool:
-        return self.revoked
+        return self.provider.tokens.is_revoked(self.claims["jti"])
 
 
 @dataclass
@@ -79,7 +83,7 @@ class _TokenLookup:
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         claims = verify_access_token(self.provider, token_string)
         if claims is not None:
-            return AccessTokenInfo(claims, self.provider.tokens.is_revoked(claims["jti"]))
+            return AccessTokenInfo(claims, self.provider)
         from sqlmodel import Session
 
         from idp import repository
