@@ -3,7 +3,35 @@
 The public API (what ``admin_ui`` and the composition root may use) is listed in ``__all__``.
 """
 
-from idp.schemas import ClientCreate, ClientPublic, UserCreate, UserPublic
-from idp.services import Provider
+from idp.roles import (
+    ORGANISATION_ROLES,
+    PLATFORM_ORGANISATION,
+    PLATFORM_ROLES,
+    ROLE_LABELS,
+)
+from idp.schemas import (
+    AUTH_METHODS,
+    GRANT_TYPES,
+    SCOPES,
+    ClientCreate,
+    ClientPublic,
+    UserCreate,
+    UserPublic,
+)
+from idp.services import Provider, RoleGrant
 
-__all__ = ["ClientCreate", "ClientPublic", "Provider", "UserCreate", "UserPublic"]
+__all__ = [
+    "AUTH_METHODS",
+    "ClientCreate",
+    "ClientPublic",
+    "GRANT_TYPES",
+    "ORGANISATION_ROLES",
+    "PLATFORM_ORGANISATION",
+    "PLATFORM_ROLES",
+    "Provider",
+    "ROLE_LABELS",
+    "RoleGrant",
+    "SCOPES",
+    "UserCreate",
+    "UserPublic",
+]

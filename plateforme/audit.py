@@ -147,6 +147,17 @@ class AuditJournal:
             session.commit()
             return event
 
+    def search(self, query: AuditQuery, *, limit: int = 100, offset: int = 0
+               ) -> list[AuditEvent]:
+        """The consultation page's and CSV export's query (see :func:`search`)."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            return search(session, query, limit=limit, offset=offset)
+
+    def verify(self) -> ChainReport:
+        """The hash chain recomputed from the first entry (see :func:`verify_chain`)."""
+        with Session(self._engine) as session:
+            return verify_chain(session)
+
 
 @dataclass(frozen=True)
 class ChainReport:

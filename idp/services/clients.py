@@ -18,7 +18,7 @@ from idp import repository
 from idp.models import Client
 from idp.schemas import ClientCreate, ClientPublic
 from plateforme.audit import AuditRecord, append
-from plateforme.errors import Conflict, NotFound
+from plateforme.errors import Conflict, InvalidInput, NotFound
 
 # A client read from the database is reused for this long by the token endpoint.
 CLIENT_CACHE_SECONDS = 2.0
@@ -131,6 +131,48 @@ class ClientService:
             session.commit()
         self.forget(client_id)
         return to_public(client, secret)
+
+    def ensure(self, data: ClientCreate, secret: str, *, actor: str | None = None
+               ) -> ClientPublic:
+        """Create or bring up to date a client whose secret the platform derives itself (the
+        administration console's): same settings and secret at every initialisation, enabled.
+        Writes (and audits) only what changed. The secret is stored hashed, never returned."""
+        if not data.client_id:
+            raise InvalidInput("un client assuré par la plateforme a un client_id fixe",
+                               field="client_id")
+        wanted = {
+            "client_secret_hash": hash_secret(secret),
+            "name": data.name,
+            "redirect_uris": json.dumps(data.redirect_uris),
+            "post_logout_redirect_uris": json.dumps(data.post_logout_redirect_uris),
+            "backchannel_logout_uri": data.backchannel_logout_uri,
+            "grant_types": json.dumps(list(dict.fromkeys(data.grant_types))),
+            "scope": " ".join(dict.fromkeys(data.scopes)),
+            "token_endpoint_auth_method": data.token_endpoint_auth_method,
+            "subject_type": data.subject_type,
+            "first_party": data.first_party,
+            "organisation": data.organisation,
+            "disabled": False,
+        }
+        with Session(self._engine, expire_on_commit=False) as session:
+            client = repository.get_client(session=session, client_id=data.client_id)
+            action = "client.create" if client is None else "client.update"
+            if client is None:
+                client = Client(client_id=data.client_id, name=data.name)
+            changed = sorted(k for k, v in wanted.items() if getattr(client, k) != v)
+            if changed or action == "client.create":
+                for key in changed:
+                    setattr(client, key, wanted[key])
+                session.add(client)
+                append(session, AuditRecord(
+                    action=action, actor=actor, target=client.client_id,
+                    organisation=client.organisation, reason="initialisation",
+                    details={"fields": [k for k in changed if k != "client_secret_hash"]
+                             + (["client_secret"] if "client_secret_hash" in changed else [])},
+                ))
+                session.commit()
+        self.forget(data.client_id)
+        return to_public(client)
 
     def list(self, organisation: str | None = None) -> builtins.list[ClientPublic]:
         """Every client, or those registered for one organisation."""

@@ -112,6 +112,17 @@ class Provider:
             self.tokens.revoke_grant(grant_id, reason=reason, actor=actor)
         return len(sessions)
 
+    def end_sessions(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str,
+                     address: str | None = None) -> int:
+        """An operator ends every session of a person (tokens revoked, clients told); the
+        journal records who did it and why."""
+        ended = self.end_all_sessions(user_id, reason="sessions_ended", actor=actor,
+                                      address=address)
+        self.journal.record(AuditRecord(
+            action="user.end_sessions", actor=actor, target=str(user_id), reason=reason,
+            address=address, details={"sessions": ended}))
+        return ended
+
     def lock_user(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str,
                   address: str | None = None) -> None:
         """Lock an account: sign-in refused, sessions ended, tokens revoked."""

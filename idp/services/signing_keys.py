@@ -22,6 +22,7 @@ from sqlmodel import Session
 from idp import repository
 from idp.keys import SUPPORTED_ALGS, KeyCipher, generate_key, load_private, public_jwk
 from idp.models import SigningKey
+from plateforme.audit import AuditRecord, append
 from plateforme.clock import Clock, SystemClock
 
 # How long a worker may use its cached view of the keys before reading them again.
@@ -69,7 +70,8 @@ class KeyService:
         self.invalidate()
         return created
 
-    def rotate(self, alg: str | None = None) -> list[SigningKey]:
+    def rotate(self, alg: str | None = None, *, actor: str | None = None,
+               reason: str | None = None) -> list[SigningKey]:
         """Promote ``next`` to ``active`` for each algorithm (or one), keeping the old key
         published for the longest token lifetime. Returns the keys now active."""
         now = self._clock.now()
@@ -93,11 +95,16 @@ class KeyService:
                 activated.append(nxt)
                 self._create(session, a, "next")
             self._retire_expired(session)
+            append(session, AuditRecord(
+                action="key.rotate", actor=actor, reason=reason,
+                target=",".join(k.kid for k in activated),
+                details={"active": {k.alg: k.kid for k in activated}}))
             session.commit()
         self.invalidate()
         return activated
 
-    def retire(self, kid: str) -> SigningKey:
+    def retire(self, kid: str, *, actor: str | None = None,
+               reason: str | None = None) -> SigningKey:
         """Stop publishing a retiring key now (its remaining tokens become unverifiable)."""
         with Session(self._engine, expire_on_commit=False) as session:
             key = session.get(SigningKey, kid)
@@ -107,6 +114,8 @@ class KeyService:
                 raise ValueError("seule une clé en retrait peut être retirée")
             key.status = "retired"
             session.add(key)
+            append(session, AuditRecord(action="key.retire", actor=actor, reason=reason,
+                                        target=kid, details={"alg": key.alg}))
             session.commit()
         self.invalidate()
         return key
