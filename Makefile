@@ -24,6 +24,7 @@ run: $(STAMP)
 	@echo "  Martinique Connect : http://127.0.0.1:8000/.well-known/openid-configuration"
 	@echo "  Cantine scolaire   : http://127.0.0.1:8001/"
 	@echo "  Stationnement      : http://127.0.0.1:8002/"
+	@echo "  Console           : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \

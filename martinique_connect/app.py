@@ -17,6 +17,9 @@ from starlette.responses import JSONResponse, Response
 
 import idp
 import plateforme
+from admin_ui import TEMPLATES_DIR as ADMIN_TEMPLATES
+from admin_ui import ConsoleSessionMiddleware, console_client
+from admin_ui import router as admin_router
 from idp.api import router as idp_router
 from idp.api.cors import PublicClientCORS
 from idp.api.discovery import WellKnownMiddleware
@@ -33,7 +36,8 @@ log = logging.getLogger("martinique_connect")
 
 
 def _templates() -> Jinja2Templates:
-    dirs = [Path(plateforme.__file__).parent / "templates", Path(idp.__file__).parent / "templates"]
+    dirs = [Path(plateforme.__file__).parent / "templates", Path(idp.__file__).parent / "templates",
+            ADMIN_TEMPLATES]
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in dirs]),
         autoescape=select_autoescape(["html"]), auto_reload=False,
@@ -58,6 +62,7 @@ def create_app(
         provider.keys.ensure_keys()
         if not provider.organisations.list():
             provider.organisations.seed()
+        provider.clients.ensure(*console_client(settings), actor="initialisation")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +92,7 @@ def create_app(
         name="static",
     )
     app.include_router(idp_router)
+    app.include_router(admin_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:
@@ -108,6 +114,7 @@ def create_app(
 
     # The last added is the outermost: discovery and JWKS first (prepared bytes), then the
     # security headers, then the raw token/introspection/revocation route, then FastAPI.
+    app.add_middleware(ConsoleSessionMiddleware, store=store, https=settings.secure_cookies)
     app.add_middleware(OAuth2EndpointsMiddleware, issuer=settings.issuer)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)
     app.add_middleware(PublicClientCORS)

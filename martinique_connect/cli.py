@@ -73,10 +73,14 @@ def _provider() -> Any:
 
 
 def initialise(provider: Any) -> None:
-    """Once per deployment: signing keys and the reference organisations."""
+    """Once per deployment: signing keys, the reference organisations and the administration
+    console's client (its secret derived from the secret key)."""
+    from admin_ui import console_client
+
     provider.keys.ensure_keys()
     if not provider.organisations.list():
         provider.organisations.seed()
+    provider.clients.ensure(*console_client(provider.settings), actor="initialisation")
 
 
 def _print_json(data: Any) -> None:
@@ -373,7 +377,9 @@ def demo_seed(
     provider = _provider()
     result = seed(provider, output or provider.settings.data_dir / "demo.json")
     for login in result["logins"]:
-        typer.echo(f"compte de démonstration : {login['email']} / {login['password']}")
+        role = f"  ({login['role']}, console : {provider.issuer}/admin/)" if login.get("role") \
+            else ""
+        typer.echo(f"compte de démonstration : {login['email']} / {login['password']}{role}")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: two citizens and the two demo relying parties."""
+"""Demo data for ``make run``: two citizens, two staff accounts (a CTM administrator and a
+commune administrator, for the console at ``/admin/``) and the two demo relying parties."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ DEMO_USERS: list[dict[str, Any]] = [
      "given_name": "Marie", "family_name": "Dupont"},
     {"email": "jean.louis@demo.mq", "password": "Soleil-Caraibes-2026",
      "given_name": "Jean", "family_name": "Louis"},
+    {"email": "admin@demo.mq", "password": "Console-Admin-CTM-972",
+     "given_name": "Alice", "family_name": "Administratrice", "role": ("ctm", "ctm_admin")},
+    {"email": "mairie.lamentin@demo.mq", "password": "Mairie-Lamentin-97232",
+     "given_name": "Louis", "family_name": "Lamentin", "role": ("lamentin", "org_admin")},
 ]
 
 DEMO_CLIENTS: list[dict[str, Any]] = [
@@ -33,9 +38,15 @@ def demo_client(client_id: str, name: str, port: int) -> ClientCreate:
 
 def seed(provider: Provider, output: Path) -> dict[str, Any]:
     """Create what is missing; keep what exists. Client secrets are written to ``output``."""
-    for user in DEMO_USERS:
-        if provider.users.get_by_email(user["email"]) is None:
-            provider.users.create(UserCreate(**user), actor="demo")
+    for spec in DEMO_USERS:
+        user = provider.users.get_by_email(spec["email"])
+        if user is None:
+            fields = {k: v for k, v in spec.items() if k != "role"}
+            user = provider.users.create(UserCreate(**fields), actor="demo")
+        if "role" in spec:
+            org, role = spec["role"]
+            provider.organisations.grant(user.id, org, role, actor="demo",
+                                         reason="données de démonstration")
     known: dict[str, Any] = {}
     if output.exists():
         known = json.loads(output.read_text()).get("clients", {})
@@ -55,7 +66,9 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
                         "port": spec["port"]}
     result = {
         "issuer": provider.issuer, "clients": clients,
-        "logins": [{"email": u["email"], "password": u["password"]} for u in DEMO_USERS],
+        "logins": [{"email": u["email"], "password": u["password"],
+                    "role": "/".join(reversed(u["role"])) if "role" in u else None}
+                   for u in DEMO_USERS],
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
