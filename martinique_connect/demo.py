@@ -39,13 +39,15 @@ def demo_client(client_id: str, name: str, port: int) -> ClientCreate:
 def seed(provider: Provider, output: Path) -> dict[str, Any]:
     """Create what is missing; keep what exists. Client secrets are written to ``output``."""
     for spec in DEMO_USERS:
-        user = provider.users.get_by_email(spec["email"])
-        if user is None:
+        account = provider.users.get_by_email(spec["email"])
+        if account is not None:
+            user_id = account.id
+        else:
             fields = {k: v for k, v in spec.items() if k != "role"}
-            user = provider.users.create(UserCreate(**fields), actor="demo")
+            user_id = provider.users.create(UserCreate(**fields), actor="demo").id
         if "role" in spec:
             org, role = spec["role"]
-            provider.organisations.grant(user.id, org, role, actor="demo",
+            provider.organisations.grant(user_id, org, role, actor="demo",
                                          reason="données de démonstration")
     known: dict[str, Any] = {}
     if output.exists():
