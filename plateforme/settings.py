@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,10 +51,8 @@ class Settings(BaseSettings):
     address_free_attempts: int = 30
 
     signing_alg: Literal["ES256", "RS256"] = "ES256"
-    default_subject_type: Literal["pairwise", "public"] = "pairwise"
     backchannel_logout_timeout: float = 5.0
     backchannel_logout_retries: int = 3
-    clock_leeway: int = Field(default=30, le=30)
 
     @field_validator("issuer")
     @classmethod

@@ -72,21 +72,25 @@ class WellKnownMiddleware:
         self.app = app
         self.provider = provider
         self._discovery = json.dumps(metadata(provider), separators=(",", ":")).encode()
+        self._extra = [(b"strict-transport-security", b"max-age=31536000")] if (
+            provider.settings.secure_cookies) else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path = scope["path"]
             if path in DISCOVERY_PATHS:
-                await self._send(send, self._discovery, scope["method"], "public, max-age=3600")
+                await self._send(send, self._discovery, scope["method"], "public, max-age=3600",
+                                 self._extra)
                 return
             if path == JWKS_PATH:
                 body = self.provider.keys.view().jwks_bytes
-                await self._send(send, body, scope["method"], "public, max-age=300")
+                await self._send(send, body, scope["method"], "public, max-age=300", self._extra)
                 return
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _send(send: Send, body: bytes, method: str, cache: str) -> None:
+    async def _send(send: Send, body: bytes, method: str, cache: str,
+                    extra: list[tuple[bytes, bytes]]) -> None:
         await send({
             "type": "http.response.start", "status": 200,
             "headers": [
@@ -95,6 +99,7 @@ class WellKnownMiddleware:
                 (b"cache-control", cache.encode()),
                 (b"access-control-allow-origin", b"*"),
                 (b"x-content-type-options", b"nosniff"),
+                *extra,
             ],
         })
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
