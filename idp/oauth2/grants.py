@@ -119,7 +119,14 @@ def make_grants(provider: Provider) -> tuple[type, type, type]:
                 if outcome.reused:
                     raise InvalidGrantError("Refresh token reused: the session was revoked.")
                 return None
-            return StoredRefreshToken(outcome.token, outcome.grant)
+            grant = outcome.grant
+            if ("offline_access" not in grant.scope.split() and grant.sid
+                    and provider.sessions.get(grant.sid) is None):
+                # An online refresh token lives no longer than the sign-in session it came
+                # from (expired, ended or logged out); only offline_access outlives it.
+                provider.tokens.revoke_grant(grant.id, reason="session_ended")
+                return None
+            return StoredRefreshToken(outcome.token, grant)
 
         def authenticate_user(self, refresh_token: StoredRefreshToken) -> AuthContext | None:
             g = refresh_token.grant

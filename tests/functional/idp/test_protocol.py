@@ -375,3 +375,21 @@ def test_cors_for_browser_clients_on_token_and_userinfo_only(platform) -> None:
     assert "access-control-allow-origin" not in page.headers
     intro = httpx.post(f"{platform.url}/introspect", headers=origin, data={"token": "x"})
     assert "access-control-allow-origin" not in intro.headers
+
+
+def test_online_refresh_token_ends_with_the_session(platform, browser, user) -> None:
+    """A session that expires (idle or absolute timeout) takes its online refresh tokens
+    with it; offline_access ones survive."""
+    client = platform.create_client(name="Session", first_party=True)
+    rp = CodeFlow(platform=platform, client=client, browser=browser)
+    online = rp.token(rp.get_code(user)["code"]).json()
+    offline = rp.token(rp.get_code(user, scope="openid offline_access")["code"]).json()
+    sid = browser.http.cookies.get("mc_session")
+    platform.provider.store.delete(f"idp:session:{sid}")  # what expiry does
+    auth = (client["client_id"], client["client_secret"])
+    dead = httpx.post(f"{platform.url}/token", auth=auth, data={
+        "grant_type": "refresh_token", "refresh_token": online["refresh_token"]})
+    assert dead.json()["error"] == "invalid_grant"
+    alive = httpx.post(f"{platform.url}/token", auth=auth, data={
+        "grant_type": "refresh_token", "refresh_token": offline["refresh_token"]})
+    assert alive.status_code == 200
