@@ -13,11 +13,15 @@ from idp.models import (
     AccessTokenRecord,
     Client,
     Consent,
+    EmailToken,
     Grant,
+    RecoveryCode,
     RefreshToken,
     RevokedToken,
     SigningKey,
+    TotpFactor,
     User,
+    WebAuthnCredential,
 )
 
 # --- users -----------------------------------------------------------------------------------
@@ -152,3 +156,48 @@ def list_signing_keys(
     if statuses:
         query = query.where(col(SigningKey.status).in_(statuses))
     return session.exec(query).all()
+
+
+# --- emailed single-use links and factor metadata (account console) --------------------------
+
+
+def get_email_token(*, session: Session, token_hash: str) -> EmailToken | None:
+    return session.exec(select(EmailToken).where(EmailToken.token_hash == token_hash)).first()
+
+
+def use_email_token(*, session: Session, token_id: uuid.UUID, now: datetime) -> bool:
+    """Atomically mark a link used. False when another request used it first."""
+    result = session.execute(
+        update(EmailToken)
+        .where(col(EmailToken.id) == token_id, col(EmailToken.used_at).is_(None))
+        .values(used_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_email_tokens(*, session: Session, user_id: uuid.UUID, purpose: str,
+                        now: datetime) -> None:
+    """Make every unused link of this purpose unusable (a newer one replaces them)."""
+    session.execute(
+        update(EmailToken)
+        .where(col(EmailToken.user_id) == user_id, col(EmailToken.purpose) == purpose,
+               col(EmailToken.used_at).is_(None))
+        .values(used_at=now)
+    )
+
+
+def list_grants(*, session: Session, user_id: uuid.UUID) -> Sequence[Grant]:
+    return session.exec(
+        select(Grant).where(Grant.user_id == user_id).order_by(col(Grant.created_at).desc())
+    ).all()
+
+
+def list_factors(*, session: Session, user_id: uuid.UUID
+                 ) -> tuple[Sequence[TotpFactor], Sequence[RecoveryCode],
+                            Sequence[WebAuthnCredential]]:
+    return (
+        session.exec(select(TotpFactor).where(TotpFactor.user_id == user_id)).all(),
+        session.exec(select(RecoveryCode).where(RecoveryCode.user_id == user_id)).all(),
+        session.exec(select(WebAuthnCredential)
+                     .where(WebAuthnCredential.user_id == user_id)).all(),
+    )

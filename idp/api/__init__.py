@@ -2,12 +2,15 @@
 
 from fastapi import APIRouter
 
-from idp.api import authorize, discovery, login, oauth
+from idp.api import account, authorize, demo_inbox, discovery, login, oauth, register
 
 router = APIRouter()
 router.include_router(discovery.router)
 router.include_router(authorize.router)
 router.include_router(login.router)
 router.include_router(oauth.router)
+router.include_router(register.router)
+router.include_router(account.router)
+router.include_router(demo_inbox.router)
 
 __all__ = ["router"]

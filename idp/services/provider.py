@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from idp.keys import KeyCipher
 from idp.models import Client
+from idp.services.accounts import AccountService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
@@ -72,6 +73,7 @@ class Provider:
             default_alg=settings.signing_alg, timeout=settings.backchannel_logout_timeout,
             retries=settings.backchannel_logout_retries, http=http,
         )
+        self.accounts = AccountService(self)
 
     def subject_for(self, user_id: object, client: Client) -> str:
         return self.subjects.subject(uuid.UUID(str(user_id)), client)
@@ -147,4 +149,5 @@ class Provider:
             self.tokens.revoke_grant(grant_id, reason="consent_revoked", actor=actor)
 
     def close(self) -> None:
+        self.accounts.close()
         self.notifier.close()

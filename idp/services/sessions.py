@@ -82,6 +82,12 @@ class SessionStore:
             session.clients.append(client_id)
             self._save(session)
 
+    def remove_client(self, session: SSOSession, client_id: str) -> None:
+        """Forget a client (the person withdrew its authorisation from the account console)."""
+        if client_id in session.clients:
+            session.clients.remove(client_id)
+            self._save(session)
+
     def end(self, session: SSOSession) -> None:
         self._store.delete(self._key(session.sid))
         self._store.srem(self._index(session.user_id), session.sid)

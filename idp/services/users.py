@@ -128,12 +128,15 @@ class UserService:
                 user.updated_at = utcnow()
                 session.add(user)
                 session.commit()
-        if not ok or user is None or user.locked:
+        # An account whose address is not confirmed yet cannot sign in; the answer is the
+        # generic one (registration tells the person to open the emailed link first).
+        if not ok or user is None or user.locked or not user.email_verified:
             self._throttle.failure(email, address)
-            self._audit(
-                "login.failure", user, email, address, request_id, "failure",
-                reason="locked" if (user is not None and ok and user.locked) else None,
-            )
+            reason = None
+            if user is not None and ok:
+                reason = "locked" if user.locked else "unverified"
+            self._audit("login.failure", user, email, address, request_id, "failure",
+                        reason=reason)
             raise LoginFailed()
         self._throttle.success(email, address)
         return SignIn(user=user, amr=["pwd"], acr="eidas1")
