@@ -219,3 +219,28 @@ def user(platform: Platform) -> dict[str, Any]:
 @pytest.fixture
 def flow(platform: Platform, client_app: dict[str, Any], browser: Browser) -> CodeFlow:
     return CodeFlow(platform=platform, client=client_app, browser=browser)
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, for the whole session."""
+    from tests.support.mailbox import SmtpServer
+
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(platform: Platform, smtp_server: Any) -> Iterator[Any]:
+    """For one test, the platform sends its mail to ``smtp_server`` (the mailer built from
+    ``MC_SMTP_URL``, as at start-up); the test reads what arrives there."""
+    from plateforme.mail import make_mailer
+
+    provider = platform.provider
+    previous = provider.mailer
+    provider.mailer = make_mailer(smtp_server.url, platform.settings.data_dir,
+                                  sender=platform.settings.mail_from)
+    yield smtp_server.mailbox
+    provider.mailer = previous

@@ -720,8 +720,9 @@ class AccountService:
                           "created_at": s.created_at, "last_seen": s.last_seen,
                           "applications": s.clients, "acr": s.acr, "amr": s.amr}
                          for s in self.sessions(sso)],
-            "memberships": [{"organisation": g.organisation, "organisation_name": g.organisation_name,
-                             "role": g.role} for g in self._p.organisations.roles_of(uid)],
+            "memberships": [{"organisation": g.organisation,
+                             "organisation_name": g.organisation_name, "role": g.role}
+                            for g in self._p.organisations.roles_of(uid)],
             **data,
             "activity": [{"at": e.at, "action": e.action, "outcome": e.outcome,
                           "target": e.target, "address": e.address, "reason": e.reason,
