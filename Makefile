@@ -24,11 +24,13 @@ run: $(STAMP)
 	@echo "  Martinique Connect : http://127.0.0.1:8000/.well-known/openid-configuration"
 	@echo "  Cantine scolaire   : http://127.0.0.1:8001/"
 	@echo "  Stationnement      : http://127.0.0.1:8002/"
+	@echo "  Créer un compte    : http://127.0.0.1:8000/inscription  (mon compte : /compte/)"
+	@echo "  Boîte de démo      : http://127.0.0.1:8000/demo/boite  (les courriels envoyés)"
 	@echo "  Console           : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \
-	  $(BIN)/martinique-connect serve
+	  MC_DEMO=1 $(BIN)/martinique-connect serve
 
 ## Debian's Chromium for the browser tests (never a downloaded browser).
 browser:
