@@ -29,11 +29,11 @@ for _module_router in (_auth_router, dashboard.router, clients.router, people.ro
 __all__ = [
     "ACTIONS",
     "CONSOLE_CLIENT_ID",
+    "ConsoleSessionMiddleware",
     "MATRIX",
+    "Permissions",
     "REQUIRED_ACR",
     "TEMPLATES_DIR",
-    "ConsoleSessionMiddleware",
-    "Permissions",
     "console_client",
     "router",
 ]
