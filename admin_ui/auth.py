@@ -139,10 +139,13 @@ async def callback(request: Request) -> Response:
         }, status_code=403)
     try:
         user_id = str(uuid.UUID(str(claims.get("sub"))))
+        if not isinstance(claims.get("sid"), str):  # the console session follows the provider's
+            raise ValueError("sid")
     except ValueError:
         return render(request, "admin/message.html", {
             "title": "Connexion impossible", "heading": "Connexion impossible",
-            "message": "Identifiant de compte inattendu.", "detail": None, "retry": True,
+            "message": "Le jeton d'identité ne permet pas d'ouvrir une session de la console "
+                       "(sub ou sid manquant).", "detail": None, "retry": True,
         }, status_code=400)
     target = safe_next(session.get("next"))
     session.clear()
