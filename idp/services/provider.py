@@ -15,6 +15,7 @@ from idp.models import Client
 from idp.services.accounts import AccountService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
+from idp.services.factors import FactorService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
 from idp.services.organisations import OrganisationService
 from idp.services.sessions import SessionStore, SSOSession
@@ -58,6 +59,12 @@ class Provider:
             max_delay=settings.login_max_delay,
         )
         self.users = UserService(engine, self.throttle)
+        self.factors = FactorService(
+            engine, store, secret_key=secret, issuer=settings.issuer, journal=self.journal,
+            free_attempts=settings.login_free_attempts,
+            address_free_attempts=settings.address_free_attempts,
+            max_delay=settings.login_max_delay,
+        )
         self.tokens = TokenService(
             engine, store, code_lifetime=settings.code_lifetime,
             refresh_token_lifetime=settings.refresh_token_lifetime,

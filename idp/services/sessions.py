@@ -88,6 +88,14 @@ class SessionStore:
             session.clients.remove(client_id)
             self._save(session)
 
+    def reauthenticate(self, session: SSOSession, *, acr: str, amr: list[str]) -> None:
+        """The person authenticated again in this session (re-authentication, step-up): new
+        ``auth_time``, ``acr`` and ``amr``; the ``sid`` and its clients are kept."""
+        session.auth_time = int(time.time())
+        session.acr = acr
+        session.amr = list(amr)
+        self._save(session)
+
     def end(self, session: SSOSession) -> None:
         self._store.delete(self._key(session.sid))
         self._store.srem(self._index(session.user_id), session.sid)

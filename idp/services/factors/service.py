@@ -1,0 +1,260 @@
+"""Second factors of a person, as the pages use them: enrolment and removal (audited), and
+checks at sign-in with per-account and per-address throttling (lockouts audited)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from idp.models import TotpFactor, User, WebAuthnCredential
+from idp.services.factors.common import FactorFailed
+from idp.services.factors.passkeys import PasskeyService, PasskeyUse
+from idp.services.factors.recovery import RecoveryCodes
+from idp.services.factors.totp import WRONG_CODE, TotpEnrolment, TotpService
+from idp.services.throttle import Throttle
+from plateforme.audit import AuditJournal, AuditRecord
+from plateforme.clock import Clock
+from plateforme.errors import Conflict, TooManyRequests
+from plateforme.kv import KeyValueStore
+
+Method = Literal["totp", "recovery", "passkey"]
+METHODS: tuple[Method, ...] = ("totp", "recovery", "passkey")
+THROTTLED = "Trop de tentatives. Réessayez dans quelques instants."
+FAILURES = {
+    "totp": WRONG_CODE,
+    "recovery": "Code de secours incorrect ou déjà utilisé.",
+    "passkey": "La clé d'accès n'a pas pu être vérifiée.",
+}
+
+# What the activity log shows for the events written here (and by the sign-in pages).
+ACTIVITY_LABELS = {
+    "login.success": "Connexion",
+    "login.failure": "Échec de connexion",
+    "login.throttled": "Tentative refusée (trop d'essais)",
+    "login.factor.failure": "Échec du second facteur",
+    "login.lockout": "Connexion bloquée temporairement après plusieurs échecs",
+    "login.stepup": "Connexion renforcée",
+    "mfa.totp.enrol": "Application d'authentification ajoutée",
+    "mfa.totp.rename": "Application d'authentification renommée",
+    "mfa.totp.remove": "Application d'authentification supprimée",
+    "mfa.passkey.enrol": "Clé d'accès ajoutée",
+    "mfa.passkey.rename": "Clé d'accès renommée",
+    "mfa.passkey.remove": "Clé d'accès supprimée",
+    "mfa.recovery.generate": "Nouveaux codes de secours",
+    "mfa.recovery.use": "Code de secours utilisé",
+    "mfa.recovery.clear": "Codes de secours supprimés (plus de second facteur)",
+}
+
+
+@dataclass(frozen=True)
+class FactorSummary:
+    totp: list[TotpFactor]
+    passkeys: list[WebAuthnCredential]
+    recovery_remaining: int
+
+    @property
+    def has_second_factor(self) -> bool:
+        return bool(self.totp or self.passkeys)
+
+    @property
+    def methods(self) -> list[Method]:
+        """What may be asked as a second factor, in the order the page offers them."""
+        methods: list[Method] = []
+        if self.totp:
+            methods.append("totp")
+        if self.passkeys:
+            methods.append("passkey")
+        if self.has_second_factor and self.recovery_remaining:
+            methods.append("recovery")
+        return methods
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request comes from, for throttling and the journal."""
+
+    address: str
+    request_id: str | None = None
+
+
+class FactorService:
+    def __init__(
+        self, engine: Engine, store: KeyValueStore, *, secret_key: str, issuer: str,
+        journal: AuditJournal, free_attempts: int = 5, address_free_attempts: int = 30,
+        max_delay: int = 900, clock: Clock | None = None,
+    ) -> None:
+        self._engine = engine
+        self._journal = journal
+        self.totp = TotpService(engine, secret_key, clock=clock)
+        self.recovery = RecoveryCodes(engine, secret_key)
+        self.passkeys = PasskeyService(engine, store, issuer)
+        self.throttles = {
+            method: Throttle(store, kind=method, free_attempts=free_attempts,
+                             address_free_attempts=address_free_attempts, max_delay=max_delay)
+            for method in (*METHODS, "passwordless")
+        }
+
+    # --- what a person has -------------------------------------------------------------------
+
+    def summary(self, user_id: uuid.UUID) -> FactorSummary:
+        return FactorSummary(
+            totp=self.totp.list(user_id), passkeys=self.passkeys.list(user_id),
+            recovery_remaining=self.recovery.remaining(user_id),
+        )
+
+    def has_second_factor(self, user_id: uuid.UUID) -> bool:
+        return bool(self.totp.list(user_id) or self.passkeys.list(user_id))
+
+    # --- checks at sign-in -------------------------------------------------------------------
+
+    def verify(self, user: User, method: str, value: str, *, origin: Origin,
+               binding: str = "") -> list[str]:
+        """Check one second factor of ``user``; return its ``amr``. Raises
+        :class:`FactorFailed` (wrong, replayed, used) or ``TooManyRequests`` (throttled)."""
+        if method not in METHODS:
+            raise FactorFailed("Méthode inconnue.")
+        throttle = self.throttles[method]
+        account = str(user.id)
+        wait = throttle.retry_after(account, origin.address)
+        if wait:
+            self._audit("login.throttled", user.id, origin, outcome="refused",
+                        details={"factor": method})
+            raise TooManyRequests(THROTTLED, retry_after=wait)
+        amr: list[str] | None = None
+        if method == "totp":
+            amr = ["otp"] if self.totp.verify(user.id, value) is not None else None
+        elif method == "recovery":
+            amr = ["otp"] if self.recovery.use(user.id, value) else None
+        else:
+            try:
+                amr = self.passkeys.authenticate(value, binding, user_id=user.id).amr
+            except FactorFailed:
+                amr = None
+        if amr is None:
+            self._failure(throttle, account, user.id, method, origin)
+            raise FactorFailed(FAILURES[method])
+        throttle.success(account, origin.address)
+        if method == "recovery":
+            self._audit("mfa.recovery.use", user.id, origin,
+                        details={"remaining": self.recovery.remaining(user.id)})
+        return amr
+
+    def passwordless(self, credential: str, *, origin: Origin, binding: str
+                     ) -> tuple[User, PasskeyUse]:
+        """A sign-in with a passkey alone. Throttled per address (the account is not known
+        before the check)."""
+        throttle = self.throttles["passwordless"]
+        wait = throttle.retry_after("passwordless", origin.address)
+        if wait:
+            self._audit("login.throttled", None, origin, outcome="refused",
+                        details={"factor": "passkey"})
+            raise TooManyRequests(THROTTLED, retry_after=wait)
+        try:
+            use = self.passkeys.authenticate(credential, binding)
+            with Session(self._engine, expire_on_commit=False) as session:
+                user = session.get(User, use.credential.user_id)
+            if user is None or user.locked:
+                raise FactorFailed(FAILURES["passkey"])
+        except FactorFailed:
+            self._failure(throttle, "passwordless", None, "passkey", origin)
+            raise
+        return user, use
+
+    def _failure(self, throttle: Throttle, account: str, user_id: uuid.UUID | None, method: str,
+                 origin: Origin) -> None:
+        delay = throttle.failure(account, origin.address)
+        self._audit("login.factor.failure", user_id, origin, outcome="failure",
+                    details={"factor": method})
+        if delay:
+            self._audit("login.lockout", user_id, origin, outcome="refused",
+                        details={"factor": method, "delay": delay})
+
+    # --- enrolment and management (each audited) ---------------------------------------------
+
+    def begin_totp(self, user: User) -> TotpEnrolment:
+        return self.totp.begin(user)
+
+    def confirm_totp(self, user: User, factor_id: str, code: str, name: str | None, *,
+                     origin: Origin) -> list[str] | None:
+        """Confirm a new TOTP factor with its first code. Returns the new recovery codes when
+        this is the person's first second factor (shown once), else None."""
+        throttle = self.throttles["totp"]
+        wait = throttle.retry_after(str(user.id), origin.address)
+        if wait:
+            raise TooManyRequests(THROTTLED, retry_after=wait)
+        first = not self.has_second_factor(user.id)
+        try:
+            factor = self.totp.confirm(user.id, factor_id, code, name)
+        except FactorFailed:
+            throttle.failure(str(user.id), origin.address)
+            raise
+        throttle.success(str(user.id), origin.address)
+        self._audit("mfa.totp.enrol", user.id, origin, target=str(factor.id),
+                    details={"name": factor.name})
+        return self._first_codes(user, origin) if first else None
+
+    def rename_totp(self, user: User, factor_id: str, name: str, *, origin: Origin) -> None:
+        factor = self.totp.rename(user.id, factor_id, name)
+        self._audit("mfa.totp.rename", user.id, origin, target=str(factor.id),
+                    details={"name": factor.name})
+
+    def remove_totp(self, user: User, factor_id: str, *, origin: Origin) -> None:
+        factor = self.totp.remove(user.id, factor_id)
+        self._audit("mfa.totp.remove", user.id, origin, target=str(factor.id),
+                    details={"name": factor.name})
+        self._forget_codes_if_alone(user, origin)
+
+    def passkey_registration_options(self, user: User, binding: str) -> str:
+        return self.passkeys.registration_options(user, binding)
+
+    def register_passkey(self, user: User, credential: str, name: str | None, *,
+                         origin: Origin, binding: str) -> list[str] | None:
+        first = not self.has_second_factor(user.id)
+        record = self.passkeys.register(user, credential, name, binding)
+        self._audit("mfa.passkey.enrol", user.id, origin, target=str(record.id),
+                    details={"name": record.name, "backed_up": record.backed_up})
+        return self._first_codes(user, origin) if first else None
+
+    def rename_passkey(self, user: User, passkey_id: str, name: str, *,
+                       origin: Origin) -> None:
+        record = self.passkeys.rename(user.id, passkey_id, name)
+        self._audit("mfa.passkey.rename", user.id, origin, target=str(record.id),
+                    details={"name": record.name})
+
+    def remove_passkey(self, user: User, passkey_id: str, *, origin: Origin) -> None:
+        record = self.passkeys.remove(user.id, passkey_id)
+        self._audit("mfa.passkey.remove", user.id, origin, target=str(record.id),
+                    details={"name": record.name})
+        self._forget_codes_if_alone(user, origin)
+
+    def regenerate_recovery_codes(self, user: User, *, origin: Origin) -> list[str]:
+        if not self.has_second_factor(user.id):
+            raise Conflict("Ajoutez d'abord une application d'authentification ou une clé "
+                           "d'accès : les codes de secours les remplacent en cas de perte.")
+        codes = self.recovery.generate(user.id)
+        self._audit("mfa.recovery.generate", user.id, origin, details={"count": len(codes)})
+        return codes
+
+    def _first_codes(self, user: User, origin: Origin) -> list[str] | None:
+        if self.recovery.remaining(user.id):
+            return None
+        return self.regenerate_recovery_codes(user, origin=origin)
+
+    def _forget_codes_if_alone(self, user: User, origin: Origin) -> None:
+        """Recovery codes replace a second factor: without any, they would be a password."""
+        if not self.has_second_factor(user.id) and self.recovery.remaining(user.id):
+            self.recovery.clear(user.id)
+            self._audit("mfa.recovery.clear", user.id, origin)
+
+    def _audit(self, action: str, user_id: uuid.UUID | None, origin: Origin, *,
+               outcome: str = "success", target: str | None = None,
+               details: dict[str, object] | None = None) -> None:
+        self._journal.record(AuditRecord(
+            action=action, actor=str(user_id) if user_id else None, target=target,
+            address=origin.address, request_id=origin.request_id, outcome=outcome,
+            details=details,
+        ))
