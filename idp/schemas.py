@@ -44,6 +44,8 @@ class ClientCreate(BaseModel):
     first_party: bool = False
     organisation: str | None = None
     client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._~-]{3,100}$")
+    # The minimum assurance level of every sign-in to this client (step-up when below).
+    default_acr: Literal["eidas1", "eidas2"] | None = None
 
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod
@@ -82,6 +84,7 @@ class ClientPublic(BaseModel):
     first_party: bool
     organisation: str | None
     disabled: bool
+    default_acr: str | None = None
     client_secret: str | None = None
 
 

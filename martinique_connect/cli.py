@@ -174,6 +174,8 @@ def clients_create(
     jwks_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
     org: Annotated[str | None, typer.Option()] = None,
     client_id: Annotated[str | None, typer.Option()] = None,
+    default_acr: Annotated[str | None, typer.Option(
+        help="Niveau minimal exigé à chaque connexion : eidas1 ou eidas2.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Register a client; its secret is printed once."""
@@ -187,6 +189,8 @@ def clients_create(
         "subject_type": "public" if public_subject else "pairwise",
         "id_token_signed_response_alg": id_token_alg,
     }
+    if default_acr:
+        data["default_acr"] = default_acr
     if grant_type:
         data["grant_types"] = grant_type
     if scope:

@@ -2,12 +2,24 @@
 
 from fastapi import APIRouter
 
-from idp.api import account, authorize, demo_inbox, discovery, login, oauth, register
+from idp.api import (
+    account,
+    authorize,
+    demo_inbox,
+    discovery,
+    login,
+    oauth,
+    register,
+    second_factor,
+    security,
+)
 
 router = APIRouter()
 router.include_router(discovery.router)
 router.include_router(authorize.router)
 router.include_router(login.router)
+router.include_router(second_factor.router)
+router.include_router(security.router)
 router.include_router(oauth.router)
 router.include_router(register.router)
 router.include_router(account.router)

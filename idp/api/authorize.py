@@ -2,20 +2,22 @@
 
 ``GET /authorize`` validates the request with Authlib; an unknown client or an unregistered
 redirect URI gets an error page, never a redirect (RFC 6749 §4.1.2.1). Then, in order: sign-in
-(no session, ``prompt=login``, ``max_age`` exceeded), consent (not yet given, ``prompt=consent``;
-implied and recorded for first-party clients), and finally the code, with ``iss`` (RFC 9207).
+(no session, ``prompt=login``, ``max_age`` exceeded), step-up (the session's ``acr`` is below
+what ``acr_values`` or the client's minimum ``default_acr`` asks: only the missing factor is
+asked), consent (not yet given, ``prompt=consent``; implied and recorded for first-party
+clients), and finally the code, with ``iss`` (RFC 9207).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
@@ -24,20 +26,30 @@ from idp.api.browser import (
     address_of,
     current_session,
     drop_interaction,
+    ensure_csrf_cookie,
     error_page,
     finish,
     load_interaction,
+    render,
     save_interaction,
 )
 from idp.api.deps import CsrfDep, OAuth2RequestDep, ProviderDep, ServerDep, TemplatesDep
 from idp.oauth2.integration import StarletteOAuth2Request, StarletteServer, from_query
 from idp.oauth2.models import AuthContext
 from idp.services import Provider
-from plateforme.web import Csrf, request_id
+from idp.services.factors import ACR_VALUES, required_acr, satisfies
+from plateforme.web import CSRF_COOKIE, Csrf, request_id
 
 router = APIRouter(include_in_schema=False)
 
-SUPPORTED_ACR = ("eidas1",)
+SUPPORTED_ACR = ACR_VALUES
+
+
+class UnmetAuthenticationRequirements(OAuth2Error):  # type: ignore[misc]
+    """OpenID Connect Unmet Authentication Requirements 1.0: the requested level cannot be
+    reached (the person has no second factor)."""
+
+    error = "unmet_authentication_requirements"
 
 
 def _with_iss(response: Response, issuer: str) -> Response:
@@ -125,6 +137,21 @@ def process_authorization(
     assert end_user is not None
     assert client is not None
     assert sso is not None
+    required = required_acr(data.get("acr_values"), client.record.default_acr)
+    if not satisfies(sso.acr, required):
+        can_step_up = provider.factors.has_second_factor(end_user.user.id)
+        if "none" in prompts:
+            return fail(LoginRequiredError() if can_step_up else UnmetAuthenticationRequirements(
+                description="The End-User has no second factor."))
+        interaction = save_interaction(
+            request, provider, csrf, query=urlencode(oauth_req.payload.data) if interaction is None
+            else interaction.query, client_id=client.client_id, existing=interaction,
+        )
+        if not can_step_up:
+            return _factor_required(request, provider, templates, csrf, interaction)
+        target = "/connexion/facteur?" + urlencode({"interaction": interaction.id})
+        return finish(request, RedirectResponse(target, status_code=303), provider)
+
     scope = client.get_allowed_scope(oauth_req.payload.scope)
     oauth_req.scope = scope
     consent_given = interaction is not None and interaction.consent_done
@@ -155,13 +182,49 @@ def process_authorization(
 
 
 def deny(request: Request, interaction: Interaction, provider: Provider,
-         server: StarletteServer) -> Response:
-    """The person refused: ``access_denied`` to the client (RFC 6749 §4.1.2.1)."""
+         server: StarletteServer, error: OAuth2Error | None = None) -> Response:
+    """The person refused: ``access_denied`` to the client (RFC 6749 §4.1.2.1), or the
+    given error."""
     oauth_req = from_query(provider, interaction.query)
     drop_interaction(provider, interaction)
-    error = AccessDeniedError(redirect_uri=oauth_req.payload.redirect_uri)
+    error = error or AccessDeniedError()
+    error.redirect_uri = oauth_req.payload.redirect_uri
     error.state = oauth_req.payload.data.get("state")
     return finish(request, _redirect_error(server, error), provider)
+
+
+def _factor_required(request: Request, provider: Provider, templates: Jinja2Templates,
+                     csrf: Csrf, interaction: Interaction) -> Response:
+    """The service asks for two factors and the account has only a password: explain how to
+    add one, and offer to go back to the service."""
+    cookie = ensure_csrf_cookie(request, csrf)
+    return render(request, templates, provider, "login_factor_required.html", {
+        "title": "Connexion renforcée demandée", "interaction": interaction.id,
+        "csrf_token": csrf.token(cookie, "factor-required"),
+        **interaction_context(provider, interaction),
+    }, status_code=403)
+
+
+@router.post("/connexion/renforcement/abandon")
+def factor_required_give_up(
+    request: Request, provider: ProviderDep, server: ServerDep, templates: TemplatesDep,
+    csrf: CsrfDep, interaction: Annotated[str, Form(max_length=64)] = "",
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """Back to the service without the requested level: ``unmet_authentication_requirements``."""
+    if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "factor-required"):
+        return error_page(
+            request, templates, provider, heading="Formulaire expiré",
+            message="Le formulaire a expiré. Rechargez la page et recommencez.", status_code=403,
+        )
+    pending = load_interaction(request, provider, interaction)
+    if pending is None:
+        return error_page(
+            request, templates, provider, heading="Demande expirée",
+            message="Cette demande de connexion a expiré. Revenez au service et recommencez.",
+        )
+    return deny(request, pending, provider, server, UnmetAuthenticationRequirements(
+        description="The End-User has no second factor."))
 
 
 @router.get("/authorize")

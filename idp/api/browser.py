@@ -39,6 +39,12 @@ def browser_id(request: Request) -> str | None:
     return request.cookies.get(CSRF_COOKIE) or getattr(request.state, "new_csrf_cookie", None)
 
 
+def browser_binding(request: Request) -> str | None:
+    """What binds server-side state to this browser (a hash of its CSRF cookie), or None."""
+    value = browser_id(request)
+    return _browser_hash(value) if value else None
+
+
 def ensure_csrf_cookie(request: Request, csrf: Csrf) -> str:
     """The browser's CSRF cookie value, created (and remembered for the response) if absent."""
     value = browser_id(request)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from idp.oauth2.claims import CLAIMS_SUPPORTED
 from idp.oauth2.server import OIDC_SCOPES, RESOURCE_SCOPES
 from idp.services import Provider
+from idp.services.factors import ACR_VALUES
 from plateforme.web import ASGIApp, Receive, Scope, Send
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +53,7 @@ def metadata(provider: Provider) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
-        "acr_values_supported": ["eidas1"],
+        "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["fr", "en"],
         "claims_locales_supported": ["fr"],

@@ -1,16 +1,19 @@
-"""Sign-in and consent pages (``/connexion``): French, server-rendered, no JavaScript."""
+"""Sign-in and consent pages (``/connexion``): French, server-rendered. The only script
+(``passkeys.js``) adds the passkey buttons; everything else works without JavaScript."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Form, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from idp.api.authorize import deny, interaction_context
 from idp.api.browser import (
+    Interaction,
     address_of,
+    browser_binding,
     current_session,
     ensure_csrf_cookie,
     error_page,
@@ -20,11 +23,12 @@ from idp.api.browser import (
     save_interaction,
 )
 from idp.api.deps import CsrfDep, ProviderDep, ServerDep, TemplatesDep
+from idp.api.signin import ask_second_factor, complete_sign_in, origin_of, safe_return
 from idp.oauth2.integration import from_query
-from idp.services import LoginFailed
-from plateforme.audit import AuditRecord
+from idp.services import LoginFailed, Provider
+from idp.services.factors import FactorFailed
 from plateforme.errors import TooManyRequests
-from plateforme.web import CSRF_COOKIE, request_id
+from plateforme.web import CSRF_COOKIE, Csrf, request_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,12 +52,14 @@ EXPIRED = (
     "Revenez au service et recommencez."
 )
 CSRF_FAILED = "Le formulaire a expiré. Rechargez la page et recommencez."
+# A WebAuthn credential as JSON (attestation objects stay well under this).
+CREDENTIAL_MAX = 32_000
 
 
 @router.get("/connexion")
 def login_form(
     request: Request, provider: ProviderDep, templates: TemplatesDep, csrf: CsrfDep,
-    interaction: str | None = None,
+    interaction: str | None = None, retour: str | None = None,
 ) -> Response:
     pending = load_interaction(request, provider, interaction)
     if interaction and pending is None:
@@ -63,11 +69,28 @@ def login_form(
     if pending is not None:
         hint = parse_qs(pending.query).get("login_hint", [""])[0]
         login_hint = hint if "@" in hint and len(hint) <= 320 else ""
+    back = safe_return(retour) if pending is None else ""
+    reauth = False
+    if back and not login_hint:
+        sso = current_session(request, provider)
+        user = provider.users.get(sso.user_id) if sso is not None else None
+        if user is not None:
+            login_hint, reauth = user.email, True
     return render(request, templates, provider, "login.html", {
         "title": "Se connecter", "csrf_token": csrf.token(cookie, "login"),
-        "interaction": interaction or "", "email": login_hint, "error": None,
-        **interaction_context(provider, pending),
+        "interaction": interaction or "", "retour": back, "email": login_hint, "error": None,
+        "reauth": reauth, **interaction_context(provider, pending),
     })
+
+
+def _login_context(request: Request, provider: Provider, csrf: Csrf, *, interaction: str,
+                   retour: str, email: str, pending: Interaction | None) -> dict[str, Any]:
+    return {
+        "title": "Se connecter",
+        "csrf_token": csrf.token(request.cookies.get(CSRF_COOKIE) or "", "login"),
+        "interaction": interaction, "retour": retour, "email": email, "reauth": False,
+        **interaction_context(provider, pending),
+    }
 
 
 @router.post("/connexion")
@@ -77,6 +100,7 @@ def login_submit(
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     interaction: Annotated[str, Form(max_length=64)] = "",
+    retour: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not csrf.check(cookie, csrf_token, "login"):
@@ -87,10 +111,9 @@ def login_submit(
     pending = load_interaction(request, provider, interaction) if interaction else None
     if interaction and pending is None:
         return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
-    context = {
-        "title": "Se connecter", "csrf_token": csrf.token(cookie or "", "login"),
-        "interaction": interaction, "email": email, **interaction_context(provider, pending),
-    }
+    back = safe_return(retour) if pending is None else ""
+    context = _login_context(request, provider, csrf, interaction=interaction, retour=back,
+                             email=email, pending=pending)
     try:
         signin = provider.users.authenticate_password(
             email, password, address=address_of(request), request_id=request_id(request)
@@ -103,30 +126,61 @@ def login_submit(
     except LoginFailed as exc:
         return render(request, templates, provider, "login.html",
                       {**context, "error": exc.message}, status_code=401)
-    previous = current_session(request, provider)
-    if previous is not None:
-        provider.end_session(previous, reason="new_login", address=address_of(request))
-    sso = provider.sessions.create(
-        user_id=signin.user.id, acr=signin.acr, amr=signin.amr, address=address_of(request),
-        user_agent=request.headers.get("user-agent"),
-    )
-    provider.journal.record(_login_record(signin.user.id, signin.acr, request))
-    request.state.set_session = sso.sid
-    if pending is not None:
-        pending.login_done = True
-        save_interaction(request, provider, csrf, query=pending.query,
-                         client_id=pending.client_id, existing=pending)
-        target = "/authorize/continue?" + urlencode({"interaction": pending.id})
-    else:
-        target = "/connexion/termine"
-    return finish(request, RedirectResponse(target, status_code=303), provider)
+    if provider.factors.has_second_factor(signin.user.id):
+        return ask_second_factor(request, provider, user=signin.user, amr=signin.amr,
+                                 interaction=pending, retour=back)
+    return complete_sign_in(request, provider, csrf, user=signin.user, amr=signin.amr,
+                            interaction=pending, retour=back)
 
 
-def _login_record(user_id: object, acr: str, request: Request) -> AuditRecord:
-    return AuditRecord(
-        action="login.success", actor=str(user_id), address=address_of(request),
-        request_id=request_id(request), details={"acr": acr, "amr": ["pwd"]},
-    )
+@router.post("/connexion/cle/options")
+def passkey_login_options(
+    request: Request, provider: ProviderDep, csrf: CsrfDep,
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """Options of a passwordless sign-in (``navigator.credentials.get()``), as JSON."""
+    binding = browser_binding(request)
+    if binding is None or not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "login"):
+        return JSONResponse({"error": CSRF_FAILED}, status_code=403,
+                            headers={"Cache-Control": "no-store"})
+    options = provider.factors.passkeys.authentication_options(binding)
+    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/connexion/cle")
+def passkey_login(
+    request: Request, provider: ProviderDep, templates: TemplatesDep, csrf: CsrfDep,
+    credential: Annotated[str, Form(max_length=CREDENTIAL_MAX)] = "",
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+    interaction: Annotated[str, Form(max_length=64)] = "",
+    retour: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """A passwordless sign-in with a passkey: ``eidas2`` when the authenticator verified the
+    person (PIN, biometrics), else ``eidas1``."""
+    if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "login"):
+        return error_page(
+            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            status_code=403,
+        )
+    pending = load_interaction(request, provider, interaction) if interaction else None
+    if interaction and pending is None:
+        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+    back = safe_return(retour) if pending is None else ""
+    context = _login_context(request, provider, csrf, interaction=interaction, retour=back,
+                             email="", pending=pending)
+    try:
+        user, use = provider.factors.passwordless(
+            credential, origin=origin_of(request), binding=browser_binding(request) or "")
+    except TooManyRequests as exc:
+        response = render(request, templates, provider, "login.html",
+                          {**context, "error": exc.message}, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except FactorFailed as exc:
+        return render(request, templates, provider, "login.html",
+                      {**context, "error": exc.message}, status_code=401)
+    return complete_sign_in(request, provider, csrf, user=user, amr=use.amr,
+                            interaction=pending, retour=back)
 
 
 @router.get("/connexion/termine")

@@ -58,6 +58,7 @@ def to_public(client: Client, secret: str | None = None) -> ClientPublic:
         first_party=client.first_party,
         organisation=client.organisation,
         disabled=client.disabled,
+        default_acr=client.default_acr,
         client_secret=secret,
     )
 
@@ -119,6 +120,7 @@ class ClientService:
             subject_type=data.subject_type,
             first_party=data.first_party,
             organisation=data.organisation,
+            default_acr=data.default_acr,
         )
         with Session(self._engine, expire_on_commit=False) as session:
             if repository.get_client(session=session, client_id=client_id) is not None:

@@ -30,7 +30,7 @@ def test_discovery_advertises_what_is_supported(platform) -> None:
     assert meta["issuer"] == platform.url
     assert meta["response_types_supported"] == ["code"]
     assert meta["code_challenge_methods_supported"] == ["S256"]
-    assert meta["acr_values_supported"] == ["eidas1"]
+    assert meta["acr_values_supported"] == ["eidas1", "eidas2"]
     assert set(meta["id_token_signing_alg_values_supported"]) == {"ES256", "RS256"}
     assert "none" not in meta["id_token_signing_alg_values_supported"]
     assert meta["backchannel_logout_session_supported"] is True

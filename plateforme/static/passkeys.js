@@ -1,0 +1,126 @@
+/* Passkeys (WebAuthn) for Martinique Connect's pages: sign-in without a password, passkey as
+ * a second factor, and registration of a new passkey.
+ *
+ * Markup: a zone marked [data-passkey-zone] (hidden until this script finds WebAuthn usable)
+ * holding a form with a hidden "credential" field and a button:
+ *   <button type="button" data-passkey="get|create" data-options="/url/of/options"
+ *           data-message="id-of-a-status-paragraph">
+ * A click posts the form's fields (CSRF token…) to data-options, asks the browser for the
+ * passkey with the options received, puts the result (JSON) in "credential" and submits the
+ * form: the server checks everything; the page works without this script, minus passkeys.
+ */
+(function () {
+  "use strict";
+
+  var MESSAGES = {
+    waiting: "Suivez les instructions de votre navigateur ou de votre appareil…",
+    failed: "La clé d'accès n'a pas pu être utilisée. Réessayez ou choisissez une autre méthode.",
+    cancelled: "Opération annulée. Vous pouvez réessayer.",
+  };
+
+  function toBytes(value) {
+    var base64 = value.replace(/-/g, "+").replace(/_/g, "/");
+    while (base64.length % 4) { base64 += "="; }
+    var binary = atob(base64);
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+    return bytes.buffer;
+  }
+
+  function toBase64url(buffer) {
+    var bytes = new Uint8Array(buffer);
+    var binary = "";
+    for (var i = 0; i < bytes.length; i++) { binary += String.fromCharCode(bytes[i]); }
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function decodeDescriptors(list) {
+    return (list || []).map(function (item) {
+      return Object.assign({}, item, { id: toBytes(item.id) });
+    });
+  }
+
+  function creationOptions(json) {
+    var options = Object.assign({}, json);
+    options.challenge = toBytes(json.challenge);
+    options.user = Object.assign({}, json.user, { id: toBytes(json.user.id) });
+    options.excludeCredentials = decodeDescriptors(json.excludeCredentials);
+    return options;
+  }
+
+  function requestOptions(json) {
+    var options = Object.assign({}, json);
+    options.challenge = toBytes(json.challenge);
+    options.allowCredentials = decodeDescriptors(json.allowCredentials);
+    return options;
+  }
+
+  function credentialJSON(credential) {
+    var response = credential.response;
+    var out = {
+      id: credential.id,
+      rawId: toBase64url(credential.rawId),
+      type: credential.type,
+      authenticatorAttachment: credential.authenticatorAttachment || null,
+      clientExtensionResults: credential.getClientExtensionResults
+        ? credential.getClientExtensionResults() : {},
+      response: { clientDataJSON: toBase64url(response.clientDataJSON) },
+    };
+    if (response.attestationObject) {
+      out.response.attestationObject = toBase64url(response.attestationObject);
+      out.response.transports = response.getTransports ? response.getTransports() : [];
+    } else {
+      out.response.authenticatorData = toBase64url(response.authenticatorData);
+      out.response.signature = toBase64url(response.signature);
+      out.response.userHandle = response.userHandle ? toBase64url(response.userHandle) : null;
+    }
+    return out;
+  }
+
+  function usable() {
+    // WebAuthn needs a secure context and a domain name (never an IP address).
+    var host = window.location.hostname;
+    return Boolean(window.PublicKeyCredential && navigator.credentials && window.isSecureContext)
+      && !/^[0-9.]+$/.test(host) && host.indexOf(":") === -1;
+  }
+
+  function start(button) {
+    var form = button.form;
+    var message = document.getElementById(button.getAttribute("data-message"));
+    function say(text) { if (message) { message.textContent = text; } }
+    button.addEventListener("click", function () {
+      var body = new URLSearchParams();
+      new FormData(form).forEach(function (value, key) {
+        if (key !== "credential" && typeof value === "string") { body.append(key, value); }
+      });
+      button.disabled = true;
+      say(MESSAGES.waiting);
+      fetch(button.getAttribute("data-options"), {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      }).then(function (response) {
+        if (!response.ok) { throw new Error("options " + response.status); }
+        return response.json();
+      }).then(function (json) {
+        if (button.getAttribute("data-passkey") === "create") {
+          return navigator.credentials.create({ publicKey: creationOptions(json) });
+        }
+        return navigator.credentials.get({ publicKey: requestOptions(json) });
+      }).then(function (credential) {
+        if (!credential) { throw new Error("no credential"); }
+        form.elements.namedItem("credential").value = JSON.stringify(credentialJSON(credential));
+        form.submit();
+      }).catch(function (error) {
+        button.disabled = false;
+        say(error && error.name === "NotAllowedError" ? MESSAGES.cancelled : MESSAGES.failed);
+        button.focus();
+      });
+    });
+  }
+
+  if (!usable()) { return; }
+  document.querySelectorAll("[data-passkey-zone]").forEach(function (zone) {
+    zone.hidden = false;
+  });
+  document.querySelectorAll("button[data-passkey]").forEach(start);
+})();
