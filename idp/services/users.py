@@ -131,12 +131,15 @@ class UserService:
         # An account whose address is not confirmed yet cannot sign in; the answer is the
         # generic one (registration tells the person to open the emailed link first).
         if not ok or user is None or user.locked or not user.email_verified:
-            self._throttle.failure(email, address)
+            delay = self._throttle.failure(email, address)
             reason = None
             if user is not None and ok:
                 reason = "locked" if user.locked else "unverified"
             self._audit("login.failure", user, email, address, request_id, "failure",
                         reason=reason)
+            if delay:  # the account (or the address) is now locked out for a while
+                self._audit("login.lockout", user, email, address, request_id, "refused",
+                            reason=f"password:{delay}s")
             raise LoginFailed()
         self._throttle.success(email, address)
         return SignIn(user=user, amr=["pwd"], acr="eidas1")

@@ -162,6 +162,15 @@ def test_totp_attempts_are_throttled_and_the_lockout_journaled(platform, browser
     assert _events(platform, uid, "login.factor.failure")
 
 
+def test_password_lockout_is_journaled_for_the_account(platform, browser, user) -> None:
+    page = browser.get(f"{platform.url}/connexion")
+    for attempt in range(platform.settings.login_free_attempts + 1):
+        page = browser.login(page, user["email"], f"mauvais-{attempt}")
+    assert page.status_code == 401
+    (event,) = _events(platform, str(user["id"]), "login.lockout")
+    assert event.outcome == "refused" and event.reason == "password:2s"
+
+
 # --- recovery codes ------------------------------------------------------------------------------
 
 
