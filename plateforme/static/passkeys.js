@@ -77,11 +77,14 @@
     return out;
   }
 
-  function usable() {
-    // WebAuthn needs a secure context and a domain name (never an IP address).
+  function supported() {
+    return Boolean(window.PublicKeyCredential && navigator.credentials && window.isSecureContext);
+  }
+
+  function onIpAddress() {
+    // WebAuthn needs a domain name: browsers refuse it on an IP address.
     var host = window.location.hostname;
-    return Boolean(window.PublicKeyCredential && navigator.credentials && window.isSecureContext)
-      && !/^[0-9.]+$/.test(host) && host.indexOf(":") === -1;
+    return /^[0-9.]+$/.test(host) || host.indexOf(":") !== -1 || host.charAt(0) === "[";
   }
 
   function start(button) {
@@ -118,7 +121,13 @@
     });
   }
 
-  if (!usable()) { return; }
+  if (!supported()) { return; }
+  if (onIpAddress()) {
+    document.querySelectorAll("[data-passkey-ip-note]").forEach(function (note) {
+      note.hidden = false;
+    });
+    return;
+  }
   document.querySelectorAll("[data-passkey-zone]").forEach(function (zone) {
     zone.hidden = false;
   });
