@@ -100,7 +100,7 @@ def register_submit(
                                   errors={"email": exc.message}, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    provider.accounts.register(data, caller)
+    provider.accounts.later("register", data, caller)
     return _redirect(request, provider, "/inscription/envoye")
 
 
@@ -203,9 +203,9 @@ def _email_request_submit(request: Request, templates: Any, provider: Any, csrf:
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     if kind == "reset":
-        provider.accounts.request_reset(email, caller)
+        provider.accounts.later("request_reset", email, caller)
         return _redirect(request, provider, "/mot-de-passe/oublie/envoye")
-    provider.accounts.resend_verification(email, caller)
+    provider.accounts.later("resend_verification", email, caller)
     return _redirect(request, provider, "/inscription/envoye")
 
 

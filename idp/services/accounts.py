@@ -5,10 +5,10 @@ activity, data export, deletion).
 Rules kept here:
 
 * **No account enumeration.** Registering a known address, asking a reset for an unknown one
-  or resending a confirmation link give the caller the same answer after the same work (one
-  argon2id computation for a registration, one database round trip for the others); what
-  differs is only the message the *owner* of the address receives (:class:`AccountMail`
-  sends in the background, so the mail server's speed never shows).
+  or resending a confirmation link give the caller the same answer at once: the work, which
+  differs (an account created or not, a link issued or not), runs afterwards in the
+  background (:meth:`AccountService.later`), and what differs in the end is only the message
+  the *owner* of the address receives (:class:`AccountMail` sends in the background too).
 * **Emailed links** are random 256-bit values stored as their SHA-256 in ``EmailToken``,
   single use (an atomic update marks them used) and short-lived: 24 h to confirm an address,
   1 h to reset a password. A newer link of the same purpose cancels the older ones. Opening
@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,8 @@ from plateforme.errors import NotFound, TooManyRequests
 
 if TYPE_CHECKING:
     from idp.services.provider import Provider
+
+log = logging.getLogger(__name__)
 
 VERIFY_LIFETIME = timedelta(hours=24)
 RESET_LIFETIME = timedelta(hours=1)
@@ -259,6 +263,24 @@ class AccountService:
         self._p = provider
         self._engine = provider.engine
         self.mail = AccountMail(lambda: provider.mailer)
+        # Requests whose work depends on whether the address has an account run here, after
+        # the answer: the answer's timing cannot tell known and unknown addresses apart.
+        self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="account")
+
+    def later(self, name: str, *args: Any) -> Future[None]:
+        """Run ``register``, ``request_reset`` or ``resend_verification`` in the background
+        (the caller answers at once, the same way whatever the outcome)."""
+        if name not in ("register", "request_reset", "resend_verification"):
+            raise ValueError(name)
+        method = getattr(self, name)
+
+        def run() -> None:
+            try:
+                method(*args)
+            except Exception:  # noqa: BLE001 - logged; the person already has the answer
+                log.exception("account request %s failed", name)
+
+        return self._work.submit(run)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -371,7 +393,7 @@ class AccountService:
                                hours=int(VERIFY_LIFETIME.total_seconds() // 3600))
                     return
             else:
-                passwords.burn_time(data.password)  # the same argon2id work as a new account
+                passwords.hash_password(data.password)  # the same work as for a new account
             if existing is None:
                 return
             self._audit(session, "account.register_existing", existing.id, caller,
@@ -748,4 +770,5 @@ class AccountService:
         return True
 
     def close(self) -> None:
+        self._work.shutdown(wait=True)
         self.mail.close()
