@@ -84,6 +84,9 @@ def events(platform, actor: object, action: str) -> list[AuditEvent]:
 
 
 def test_register_confirm_by_email_then_sign_in(platform, browser, mailbox) -> None:
+    login_page = browser.get(f"{platform.url}/connexion").text
+    assert '<a href="/inscription">Créer un compte</a>' in login_page
+    assert '<a href="/mot-de-passe/oublie">' in login_page
     email = unique_email()
     response = register(browser, platform, email, birthdate="1985-06-14",
                         phone_number="0596 12 34 56", street_address="1 rue Victor Hugo",
