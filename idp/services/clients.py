@@ -154,6 +154,7 @@ class ClientService:
             "subject_type": data.subject_type,
             "first_party": data.first_party,
             "organisation": data.organisation,
+            "default_acr": data.default_acr,
             "disabled": False,
         }
         with Session(self._engine, expire_on_commit=False) as session:
