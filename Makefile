@@ -26,7 +26,8 @@ run: $(STAMP)
 	@echo "  Stationnement      : http://127.0.0.1:8002/"
 	@echo "  Créer un compte    : http://127.0.0.1:8000/inscription  (mon compte : /compte/)"
 	@echo "  Boîte de démo      : http://127.0.0.1:8000/demo/boite  (les courriels envoyés)"
-	@echo "  Console           : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
+	@echo "  Console            : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
+	@echo "                       mot de passe, puis le code à 6 chiffres de la commande « code du moment » ci-dessus"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \

@@ -375,15 +375,42 @@ def tokens_purge() -> None:
 def demo_seed(
     output: Annotated[Path | None, typer.Option(help="Fichier des identifiants des démos.")] = None,
 ) -> None:
-    """Create the demo accounts and the two demo relying parties (idempotent)."""
+    """Create the demo accounts and the two demo relying parties (idempotent). The staff
+    accounts get an authenticator app (the console requires two factors): its key is
+    printed with a command that gives the current code."""
     from martinique_connect.demo import seed
 
     provider = _provider()
-    result = seed(provider, output or provider.settings.data_dir / "demo.json")
+    path = output or provider.settings.data_dir / "demo.json"
+    result = seed(provider, path)
     for login in result["logins"]:
         role = f"  ({login['role']}, console : {provider.issuer}/admin/)" if login.get("role") \
             else ""
         typer.echo(f"compte de démonstration : {login['email']} / {login['password']}{role}")
+        if login.get("totp"):
+            secret = login["totp"]["secret"]
+            typer.echo(f"    second facteur (application d'authentification), clé : {secret}")
+            typer.echo(f"    code du moment : {_totp_command(secret)}")
+            typer.echo(f"                ou : oathtool --totp -b {secret}")
+    if any(login.get("totp") for login in result["logins"]):
+        typer.echo(f"(clés et URI otpauth:// des comptes du personnel dans {path} : ajoutez-les "
+                   "à une application d'authentification pour avoir les codes sur un téléphone)")
+
+
+def _totp_command(secret: str) -> str:
+    """A command line that prints the current code of ``secret`` with this installation's
+    Python (which has pyotp)."""
+    import shlex
+
+    python = sys.executable
+    try:
+        relative = os.path.relpath(python)
+        if not relative.startswith(".."):
+            python = relative
+    except ValueError:  # another drive
+        pass
+    # A base32 key (A-Z, 2-7) needs no quoting of its own.
+    return f"{shlex.quote(python)} -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\""
 
 
 def main() -> None:

@@ -1,5 +1,10 @@
 """Demo data for ``make run``: two citizens, two staff accounts (a CTM administrator and a
-commune administrator, for the console at ``/admin/``) and the two demo relying parties."""
+commune administrator, for the console at ``/admin/``) and the two demo relying parties.
+
+The console requires two factors (``eidas2``): each staff account gets an authenticator app
+(TOTP) enrolled through the factors service, whose key and ``otpauth://`` URI are written to
+the demo file, so that a code can be computed on the command line. Citizens' accounts keep
+the password alone."""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pyotp
+
 from idp import ClientCreate, Provider, UserCreate
+from idp.models import User
+from idp.services.factors import Origin
 
 DEMO_USERS: list[dict[str, Any]] = [
     {"email": "marie.dupont@demo.mq", "password": "Bonjour-Madinina-972",
@@ -36,22 +45,54 @@ def demo_client(client_id: str, name: str, port: int) -> ClientCreate:
     )
 
 
+DEMO_TOTP_NAME = "Démo (make run)"
+# The journal's address for what the command line does.
+CLI_ORIGIN = Origin(address="cli")
+
+
+def demo_totp(provider: Provider, user: User, known: dict[str, Any] | None) -> dict[str, Any]:
+    """The staff account's demo authenticator app: the one recorded in the demo file if the
+    account still has it (same key at every run), else a new one (enrolled and confirmed
+    through the factors service, audited; an earlier demo app of the account is removed)."""
+    factors = provider.factors.totp.list(user.id)
+    if known and known.get("secret") and any(
+            str(f.id) == known.get("factor_id") for f in factors):
+        return known
+    enrolment = provider.factors.begin_totp(user)
+    # Confirmed with the previous time step's code (inside the accepted window): the code of
+    # the current step, the one a newcomer computes right after, stays unused (one code, one
+    # use) and opens the console at once.
+    now = provider.factors.totp.clock.timestamp()
+    code = pyotp.TOTP(enrolment.secret).at(now - 30)
+    provider.factors.confirm_totp(user, str(enrolment.factor_id), code, DEMO_TOTP_NAME,
+                                  origin=CLI_ORIGIN)
+    for factor in factors:  # the demo app whose key was lost with the demo file
+        if factor.name == DEMO_TOTP_NAME:
+            provider.factors.remove_totp(user, str(factor.id), origin=CLI_ORIGIN)
+    return {"factor_id": str(enrolment.factor_id), "secret": enrolment.secret,
+            "otpauth_uri": enrolment.uri}
+
+
 def seed(provider: Provider, output: Path) -> dict[str, Any]:
-    """Create what is missing; keep what exists. Client secrets are written to ``output``."""
+    """Create what is missing; keep what exists. Client secrets and the staff accounts' TOTP
+    keys are written to ``output``."""
+    previous: dict[str, Any] = json.loads(output.read_text()) if output.exists() else {}
+    known_totp = {login["email"]: login.get("totp")
+                  for login in previous.get("logins", []) if isinstance(login, dict)}
+    totp: dict[str, dict[str, Any]] = {}
     for spec in DEMO_USERS:
         account = provider.users.get_by_email(spec["email"])
-        if account is not None:
-            user_id = account.id
-        else:
+        if account is None:
             fields = {k: v for k, v in spec.items() if k != "role"}
-            user_id = provider.users.create(UserCreate(**fields), actor="demo").id
+            provider.users.create(UserCreate(**fields), actor="demo")
+            account = provider.users.get_by_email(spec["email"])
+            assert account is not None
         if "role" in spec:
             org, role = spec["role"]
-            provider.organisations.grant(user_id, org, role, actor="demo",
+            provider.organisations.grant(account.id, org, role, actor="demo",
                                          reason="données de démonstration")
-    known: dict[str, Any] = {}
-    if output.exists():
-        known = json.loads(output.read_text()).get("clients", {})
+            totp[spec["email"]] = demo_totp(provider, account, known_totp.get(spec["email"]))
+    known: dict[str, Any] = previous.get("clients", {})
     clients: dict[str, Any] = {}
     for spec in DEMO_CLIENTS:
         cid = spec["client_id"]
@@ -69,7 +110,8 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
     result = {
         "issuer": provider.issuer, "clients": clients,
         "logins": [{"email": u["email"], "password": u["password"],
-                    "role": "/".join(reversed(u["role"])) if "role" in u else None}
+                    "role": "/".join(reversed(u["role"])) if "role" in u else None,
+                    **({"totp": totp[u["email"]]} if u["email"] in totp else {})}
                    for u in DEMO_USERS],
     }
     output.parent.mkdir(parents=True, exist_ok=True)

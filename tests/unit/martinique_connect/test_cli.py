@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyotp
 import pytest
 
 CLI = [sys.executable, "-m", "martinique_connect"]
@@ -118,12 +121,42 @@ def test_audit_verify_detects_tampering(run, tmp_path: Path) -> None:  # type: i
     assert "entrée 1" in broken.stderr
 
 
+STAFF = {"admin@demo.mq", "mairie.lamentin@demo.mq"}
+
+
 def test_demo_seed_is_idempotent(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert run("demo", "seed").returncode == 0
+    seeded = run("demo", "seed")
+    assert seeded.returncode == 0, seeded.stderr
     first = json.loads((tmp_path / "demo.json").read_text())
-    assert run("demo", "seed").returncode == 0
+    again = run("demo", "seed")
+    assert again.returncode == 0, again.stderr
     second = json.loads((tmp_path / "demo.json").read_text())
     assert first["clients"] == second["clients"]
+    assert first["logins"] == second["logins"], "same TOTP keys on the second run"
+    assert again.stdout == seeded.stdout
+    for login in second["logins"]:
+        if login["email"] not in STAFF:
+            assert "totp" not in login, "citizens keep the password alone"
+            continue
+        secret = login["totp"]["secret"]
+        assert re.fullmatch(r"[A-Z2-7]{32}", secret)
+        assert login["totp"]["otpauth_uri"].startswith("otpauth://totp/Martinique%20Connect:")
+        assert f"secret={secret}" in login["totp"]["otpauth_uri"]
+        assert f"clé : {secret}" in again.stdout
+        assert f"oathtool --totp -b {secret}" in again.stdout
+        # the printed one-liner gives the current code
+        line = next(x for x in again.stdout.splitlines() if "code du moment" in x and secret in x)
+        command = line.split("code du moment : ", 1)[1]
+        code = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60,  # noqa: S602
+                              check=True).stdout.strip()
+        assert code == pyotp.TOTP(secret).now() or code == pyotp.TOTP(secret).at(
+            time.time() - 5), code
+    with sqlite3.connect(tmp_path / "martinique-connect.db") as db:
+        factors = db.execute("SELECT COUNT(*) FROM idp_totp WHERE confirmed").fetchone()[0]
+        stored = " ".join(r[0] for r in db.execute("SELECT secret_encrypted FROM idp_totp"))
+    assert factors == 2, "one authenticator app per staff account, not one per run"
+    assert all(login["totp"]["secret"] not in stored for login in second["logins"]
+               if "totp" in login), "encrypted at rest"
 
 
 def test_orgs_list_json(run) -> None:  # type: ignore[no-untyped-def]
