@@ -2,9 +2,10 @@
 
 Authorization code + PKCE S256 over HTTP against ``settings.issuer`` with Authlib's Starlette
 client, as the client ``console-admin`` (first party, public subject: ``sub`` is the account
-id). Its secret is derived from the platform's secret key, so that every worker knows it and
-the database keeps only its hash. RP-initiated logout on sign-out; back-channel logout ends
-the console sessions of the provider's ``sid``.
+id; minimum level ``eidas2``, see :data:`REQUIRED_ACR`). Its secret is derived from the
+platform's secret key, so that every worker knows it and the database keeps only its hash.
+RP-initiated logout on sign-out; back-channel logout ends the console sessions of the
+provider's ``sid``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hmac
 import secrets
 import time
 import uuid
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
@@ -34,11 +35,14 @@ from plateforme.web import client_address, request_id
 
 CONSOLE_CLIENT_ID = "console-admin"
 
-# The authentication level the console requires (``acr``). The issue asks for ``eidas2`` (two
-# factors) once the accounts issue provides second factors; until then the provider only
-# knows ``eidas1`` (password). Raise this constant to "eidas2" then: the console will ask for
-# it (``acr_values``) and refuse an ID token that does not carry it.
-REQUIRED_ACR = "eidas1"
+# The authentication level the console requires (``acr``): ``eidas2``, two factors (a password
+# and a code from an authenticator app or a recovery code, or a passkey that verified the
+# person). The console asks for it twice over: its registration's minimum (``default_acr``,
+# which no request can lower) and ``acr_values`` at each sign-in; then it refuses an ID token
+# that does not carry it. A person without a second factor is shown the provider's page
+# explaining how to add one (``/compte/securite``), and never reaches the console; a session
+# opened with the password alone is stepped up (only the missing factor is asked).
+REQUIRED_ACR: Final = "eidas2"
 ACR_RANK = {"eidas1": 1, "eidas2": 2, "eidas3": 3}
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -63,7 +67,7 @@ def console_client(settings: Settings) -> tuple[ClientCreate, str]:
         backchannel_logout_uri=f"{issuer}/admin/backchannel-logout",
         grant_types=["authorization_code"], scopes=["openid", "profile", "email"],
         token_endpoint_auth_method="client_secret_basic",  # noqa: S106 - a method name
-        first_party=True, subject_type="public",
+        first_party=True, subject_type="public", default_acr=REQUIRED_ACR,
     ), console_secret(settings)
 
 
@@ -124,6 +128,8 @@ async def callback(request: Request) -> Response:
         )
     except (OAuthError, JoseError) as exc:
         message = getattr(exc, "error", None) or type(exc).__name__
+        if message == "unmet_authentication_requirements":  # gave up on adding a factor
+            return _second_factor_needed(request, str(message))
         return render(request, "admin/message.html", {
             "title": "Connexion impossible", "heading": "Connexion impossible",
             "message": "La connexion à la console n'a pas abouti. Recommencez.",
@@ -131,12 +137,7 @@ async def callback(request: Request) -> Response:
         }, status_code=400)
     claims = token.get("userinfo") or {}
     if ACR_RANK.get(str(claims.get("acr")), 0) < ACR_RANK[REQUIRED_ACR]:
-        return render(request, "admin/message.html", {
-            "title": "Niveau d'authentification insuffisant",
-            "heading": "Niveau d'authentification insuffisant",
-            "message": "La console demande une authentification plus forte.",
-            "detail": f"acr={claims.get('acr')}", "retry": True,
-        }, status_code=403)
+        return _second_factor_needed(request, f"acr={claims.get('acr')}")
     try:
         user_id = str(uuid.UUID(str(claims.get("sub"))))
         if not isinstance(claims.get("sid"), str):  # the console session follows the provider's
@@ -160,6 +161,19 @@ async def callback(request: Request) -> Response:
         request_id=request_id(request), details={"acr": claims.get("acr")},
     ))
     return RedirectResponse(target, status_code=303)
+
+
+def _second_factor_needed(request: Request, detail: str) -> Response:
+    """No console session below :data:`REQUIRED_ACR`: say what to do about it."""
+    return render(request, "admin/message.html", {
+        "title": "Connexion renforcée demandée", "heading": "Connexion renforcée demandée",
+        "message": "La console d'administration demande une connexion renforcée : votre mot "
+                   "de passe et un second facteur (une application d'authentification ou une "
+                   "clé d'accès). Ajoutez-en un sur la page « Sécurité » de votre compte "
+                   "Martinique Connect, puis reconnectez-vous à la console.",
+        "detail": detail, "retry": True,
+        "link": {"href": "/compte/securite", "label": "Ajouter un second facteur"},
+    }, status_code=403)
 
 
 @router.post("/deconnexion", name="admin.sign_out")

@@ -1,7 +1,11 @@
 """The administration console in Chromium: a CTM administrator signs in through Martinique
-Connect, registers a commune's application whose credentials then work in a real code flow,
-locks an account (its sign-in is refused), rotates the signing keys (old and new keys both
-published) and finds it all in the audit journal. axe-core checks every console page."""
+Connect with two factors (password, then a code from an authenticator app), registers a
+commune's application whose credentials then work in a real code flow, locks an account (its
+sign-in is refused), rotates the signing keys (old and new keys both published) and finds it
+all in the audit journal. A commune agent without a second factor is shown how to add one,
+adds an authenticator app, then reaches the console. axe-core checks every page visited.
+
+TOTP codes come from the provider's clock, moved one step per code (one code, one use)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from demo_rp import create_rp
 from tests.e2e.journeys import EMBEDDED_ONLY, expect_signed_in, heading
+from tests.support.factors import add_totp, fresh_code, provider_clock
 from tests.support.live import free_port, serve
 
 pytestmark = EMBEDDED_ONLY
@@ -26,6 +31,11 @@ def fill_login_form(page: Page, email: str, password: str) -> None:
     page.get_by_role("button", name="Se connecter", exact=True).click()
 
 
+def give_totp_code(page: Page, code: str) -> None:
+    page.get_by_label("Code à 6 chiffres").fill(code)
+    page.get_by_role("button", name="Valider le code").click()
+
+
 def _nav(page: Page, label: str) -> None:
     page.get_by_role("navigation", name="Console d'administration").get_by_role(
         "link", name=label, exact=True).click()
@@ -35,14 +45,22 @@ def test_admin_console_journey(platform, page, chromium, axe_check) -> None:
     check: Callable[[Any], Any] = axe_check
     admin = platform.create_user(given_name="Alice", family_name="Administratrice")
     platform.provider.organisations.grant(admin["id"], "ctm", "ctm_admin")
+    secret = add_totp(platform.provider, admin["id"], name="Téléphone d'Alice")
+    clock = provider_clock(platform.provider)
     citizen = platform.create_user(given_name="Marie", family_name="Dupont")
     rp_port = free_port()
     rp_url = f"http://127.0.0.1:{rp_port}"
 
-    # 1. Sign in to the console through the provider's sign-in page.
+    # 1. Sign in to the console through the provider's sign-in page: password, then code.
     page.goto(platform.url + "/admin/")
     page.wait_for_url(re.compile(re.escape(platform.url) + r"/connexion\?interaction="))
+    check(page)
     fill_login_form(page, admin["email"], admin["password"])
+    page.wait_for_url(re.compile(re.escape(platform.url) + r"/connexion/facteur\?interaction="))
+    expect(heading(page)).to_have_text("Confirmer votre identité")
+    expect(page.locator("main")).to_contain_text("pour accéder à Console d'administration")
+    check(page)
+    give_totp_code(page, fresh_code(clock, secret))
     page.wait_for_url(platform.url + "/admin/")
     expect(heading(page)).to_have_text("Tableau de bord")
     check(page)
@@ -156,4 +174,60 @@ def test_admin_console_journey(platform, page, chromium, axe_check) -> None:
     journal = page.locator("table.journal")
     for action in ("client.create", "user.lock", "key.rotate"):
         expect(journal).to_contain_text(action)
+    check(page)
+
+
+def test_staff_without_a_second_factor_adds_one_then_reaches_the_console(platform, page,
+                                                                          axe_check) -> None:
+    check: Callable[[Any], Any] = axe_check
+    agent = platform.create_user(given_name="Louis", family_name="Lamentin")
+    platform.provider.organisations.grant(agent["id"], "lamentin", "org_admin")
+    clock = provider_clock(platform.provider)
+
+    # 1. The password alone does not open the console: the provider explains what to do.
+    page.goto(platform.url + "/admin/")
+    page.wait_for_url(re.compile(re.escape(platform.url) + r"/connexion\?interaction="))
+    fill_login_form(page, agent["email"], agent["password"])
+    expect(heading(page)).to_have_text("Connexion renforcée demandée")
+    expect(page.locator("main")).to_contain_text("Console d'administration")
+    assert not page.url.startswith(platform.url + "/admin/")
+    check(page)
+    # Going back to the console without signing in: it says the same, and opens nothing.
+    page.get_by_role("button", name="Revenir au service sans me connecter").click()
+    page.wait_for_url(re.compile(re.escape(platform.url) + r"/admin/auth/callback\?error="))
+    expect(heading(page)).to_have_text("Connexion renforcée demandée")
+    expect(page.get_by_role("link", name="Ajouter un second facteur")).to_be_visible()
+    check(page)
+    page.get_by_role("link", name="Se connecter à la console").click()
+    expect(heading(page)).to_have_text("Connexion renforcée demandée")  # the provider's again
+    assert page.url.startswith(platform.url + "/authorize")
+
+    # 2. Add an authenticator app from the account's security page.
+    page.get_by_role("link", name="Ajouter un second facteur").click()
+    expect(heading(page)).to_have_text("Sécurité de votre compte")
+    expect(page.locator("main")).to_contain_text(
+        "Console d'administration demande une connexion renforcée")
+    check(page)
+    page.get_by_role("link", name="Ajouter une application d'authentification").click()
+    expect(heading(page)).to_have_text("Ajouter une application d'authentification")
+    check(page)
+    secret = page.locator("#cle-totp").inner_text().replace(" ", "")
+    page.get_by_label("Code à 6 chiffres").fill(fresh_code(clock, secret))
+    page.get_by_role("button", name="Activer").click()
+    expect(heading(page)).to_have_text("Vos codes de secours")
+    check(page)
+    page.get_by_role("link", name="J'ai noté mes codes, continuer").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        "L'application d'authentification est ajoutée.")
+    check(page)
+
+    # 3. Back to the console: only the missing factor is asked (step-up), then the dashboard.
+    page.get_by_role("link", name="continuer vers Console d'administration").click()
+    page.wait_for_url(re.compile(re.escape(platform.url) + r"/connexion/facteur\?interaction="))
+    expect(page.locator("main")).to_contain_text("connexion renforcée")
+    expect(page.get_by_label("Mot de passe")).to_have_count(0)
+    check(page)
+    give_totp_code(page, fresh_code(clock, secret))
+    page.wait_for_url(platform.url + "/admin/")
+    expect(heading(page)).to_have_text("Tableau de bord")
     check(page)

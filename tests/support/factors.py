@@ -1,5 +1,10 @@
 """Second factors in tests: a TOTP clock the test moves, a software WebAuthn authenticator
-(what Chromium's virtual authenticator does, in Python), and the HTTP steps of enrolment."""
+(what Chromium's virtual authenticator does, in Python), and the HTTP steps of enrolment.
+
+One code, one use: the provider accepts a TOTP code only for a time step later than the last
+one used. Rather than waiting for the next 30 seconds, tests move the provider's clock
+(:class:`MovableClock`): :func:`fresh_code` moves it one step ahead and gives that step's code.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jwt as jose_jwt
 
+from idp.services.factors import Origin
 from tests.support.browser import Browser, query_of
 
 
@@ -43,6 +49,34 @@ class MovableClock:
 
     def code(self, secret: str) -> str:
         return str(pyotp.TOTP(secret).at(self.timestamp()))
+
+
+def provider_clock(provider: Any) -> MovableClock:
+    """The provider's TOTP clock as a :class:`MovableClock`, installed at first use and kept
+    for the rest of the session (it only moves forward, so a step once used stays used)."""
+    totp = provider.factors.totp
+    if not isinstance(totp.clock, MovableClock):
+        totp.clock = MovableClock()
+    return totp.clock  # type: ignore[no-any-return]
+
+
+def fresh_code(clock: MovableClock, secret: str) -> str:
+    """A code no earlier sign-in can have used: the next time step's."""
+    clock.next_step()
+    return clock.code(secret)
+
+
+def add_totp(provider: Any, user_id: Any, *, name: str = "Téléphone") -> str:
+    """Enrol and confirm an authenticator app for the account through the factors service
+    (as ``/compte/securite`` does, audited); return its base32 key. The confirmation uses the
+    current step of :func:`provider_clock`: sign in with :func:`fresh_code`."""
+    clock = provider_clock(provider)
+    user = provider.users.get(user_id)
+    assert user is not None, user_id
+    enrolment = provider.factors.begin_totp(user)
+    provider.factors.confirm_totp(user, str(enrolment.factor_id), clock.code(enrolment.secret),
+                                  name, origin=Origin(address="127.0.0.1"))
+    return enrolment.secret
 
 
 def b64url(data: bytes) -> str:

@@ -1,5 +1,9 @@
 """Console fixtures: people holding given roles, signed in to ``/admin/`` through the real
-OIDC flow over HTTP (the console is a relying party of the provider)."""
+OIDC flow over HTTP (the console is a relying party of the provider).
+
+The console requires two factors (``eidas2``): every persona has an authenticator app,
+enrolled through the factors service, and signs in with the password then a TOTP code (the
+provider's TOTP clock is moved one step for each code: see ``tests.support.factors``)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import pytest
 
 from tests.conftest import Platform
 from tests.support.browser import Browser
+from tests.support.factors import add_totp, fresh_code, provider_clock, submit_factor
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -52,14 +57,31 @@ class Console:
         self.browser.close()
 
 
+def with_second_factor(platform: Platform, user: dict[str, Any]) -> dict[str, Any]:
+    """Give ``user`` an authenticator app (through the factors service); its key is kept in
+    ``user["totp_secret"]`` for :func:`sign_in`."""
+    user["totp_secret"] = add_totp(platform.provider, user["id"])
+    return user
+
+
+def give_factor(platform: Platform, browser: Browser, page: httpx.Response,
+                user: dict[str, Any]) -> httpx.Response:
+    """The provider's second-factor page: a fresh TOTP code from ``user``'s app."""
+    assert "/connexion/facteur?interaction=" in str(page.url), (page.status_code, page.url)
+    code = fresh_code(provider_clock(platform.provider), user["totp_secret"])
+    return submit_factor(browser, page, "totp", code=code)
+
+
 def sign_in(platform: Platform, user: dict[str, Any], browser: Browser | None = None,
             start: str = "/admin/") -> tuple[Browser, httpx.Response]:
-    """Open ``start`` in the console: to the provider's sign-in page, fill it, follow the
+    """Open ``start`` in the console: to the provider's sign-in page, fill it, give the TOTP
+    code the provider then asks for (``user`` needs :func:`with_second_factor`), follow the
     redirects back to the console."""
     browser = browser or Browser()
     page = browser.get(platform.url + start)
     assert "/connexion?interaction=" in str(page.url), (page.status_code, page.url)
     page = browser.login(page, user["email"], user["password"])
+    page = give_factor(platform, browser, page, user)
     assert str(page.url).startswith(platform.url + "/admin/"), (page.status_code, page.url)
     return browser, page
 
@@ -86,5 +108,6 @@ def open_console(platform: Platform, *roles: tuple[str, str], email: str | None 
                                 **user_fields)
     for org, role in roles:
         platform.provider.organisations.grant(user["id"], org, role)
+    with_second_factor(platform, user)
     browser, _ = sign_in(platform, user)
     return Console(platform=platform, browser=browser, user=user)

@@ -1,5 +1,6 @@
-"""The console end to end over HTTP: its own OIDC sign-in, clients that then work in real code
-flows, locked accounts, invitations by email, the audit journal and its export, CSRF."""
+"""The console end to end over HTTP: its own OIDC sign-in (two factors, ``eidas2``: refused
+without a second factor, step-up of a password-only session), clients that then work in real
+code flows, locked accounts, invitations by email, the audit journal and its export, CSRF."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import email
 import email.policy
 import io
+import json
 import re
 import secrets
 import time
@@ -16,14 +18,21 @@ from typing import Any
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, KeySet
 
 from admin_ui import console_client
 from idp.services import check_secret
 from plateforme.audit import AuditQuery
 from tests.conftest import CodeFlow
-from tests.functional.admin_ui.conftest import Console, sign_in
+from tests.functional.admin_ui.conftest import (
+    Console,
+    give_factor,
+    sign_in,
+    with_second_factor,
+)
 from tests.support.browser import Browser, query_of
+from tests.support.factors import enrol_totp, form_of, provider_clock, submit_factor
+from tests.support.factors import sign_in as sign_in_with_password
 
 REDIRECT = "http://127.0.0.1:9999/callback"
 
@@ -63,7 +72,7 @@ def _wait_for(condition: Any, timeout: float = 5.0) -> bool:
 
 
 def test_console_sign_in_is_an_authorization_code_flow_with_pkce(platform) -> None:
-    user = platform.create_user()
+    user = with_second_factor(platform, platform.create_user())
     platform.provider.organisations.grant(user["id"], "ctm", "ctm_admin")
     browser = Browser()
     try:
@@ -82,7 +91,7 @@ def test_console_sign_in_is_an_authorization_code_flow_with_pkce(platform) -> No
         assert re.fullmatch(r"[A-Za-z0-9_-]{43}", query["code_challenge"])
         assert query["state"] and query["nonce"]
         assert "openid" in query["scope"].split()
-        assert query["acr_values"] == "eidas1"
+        assert query["acr_values"] == "eidas2"
         cookie = next(h for h in start.headers.get_list("set-cookie") if h.startswith("mc_admin="))
         attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
         assert {"httponly", "path=/admin", "samesite=lax"} <= attributes
@@ -91,6 +100,8 @@ def test_console_sign_in_is_an_authorization_code_flow_with_pkce(platform) -> No
 
         page = browser.follow(start)
         page = browser.login(page, user["email"], user["password"])
+        assert "mc_session" not in browser.http.cookies, "nothing open before the second factor"
+        page = give_factor(platform, browser, page, user)
         assert str(page.url) == platform.url + "/admin/clients"
         assert page.status_code == 200
         assert "<h1>Applications clientes</h1>" in page.text
@@ -98,6 +109,139 @@ def test_console_sign_in_is_an_authorization_code_flow_with_pkce(platform) -> No
         assert after != before, "a new session id at sign-in (no session fixation)"
         assert platform.provider.store.get(f"admin:session:{before}") is None
         assert str(user["id"]) in (platform.provider.store.get(f"admin:session:{after}") or "")
+    finally:
+        browser.close()
+
+
+def _console_session(platform: Any, browser: Browser) -> dict[str, Any]:
+    data = platform.provider.store.get(f"admin:session:{_session_cookie(browser)}")
+    return dict(json.loads(data)) if data else {}
+
+
+def _console_sign_ins(platform: Any, user: dict[str, Any]) -> list[Any]:
+    return platform.provider.journal.search(AuditQuery(actor=str(user["id"]),
+                                                       action="admin.sign_in"))
+
+
+def test_console_id_token_carries_eidas2(platform, console_as) -> None:
+    admin = console_as(("ctm", "ctm_admin"))
+    session = _console_session(platform, admin.browser)
+    assert session["acr"] == "eidas2"
+    jwks = httpx.get(platform.url + "/jwks.json").json()
+    claims = jwt.decode(session["id_token"], KeySet.import_key_set(jwks),
+                        algorithms=["ES256", "RS256"]).claims
+    assert claims["aud"] == "console-admin" and claims["iss"] == platform.url
+    assert claims["acr"] == "eidas2"
+    assert claims["amr"] == ["pwd", "otp", "mfa"]
+    assert claims["sid"] == session["sid"]
+    (event,) = _console_sign_ins(platform, admin.user)
+    assert json.loads(event.details or "{}") == {"acr": "eidas2"}
+
+
+def test_staff_without_a_second_factor_is_shown_how_to_add_one_and_never_reaches_the_console(
+        platform) -> None:
+    user = platform.create_user()
+    platform.provider.organisations.grant(user["id"], "ctm", "ctm_admin")
+    browser = Browser()
+    try:
+        page = browser.get(platform.url + "/admin/clients")
+        page = browser.login(page, user["email"], user["password"])
+        # The provider's page, not the console: the code is never issued.
+        assert page.status_code == 403, (page.url, page.text[:300])
+        assert str(page.url).startswith(platform.url + "/authorize/continue?interaction=")
+        assert "<h1>Connexion renforcée demandée</h1>" in page.text
+        assert "Console d&#39;administration" in page.text
+        assert "application d'authentification" in page.text
+        assert not any("/admin/auth/callback" in str(r.headers.get("location", ""))
+                       for r in browser.history)
+        assert _console_session(platform, browser).get("user_id") is None
+        assert browser.request("GET", platform.url + "/admin/clients").status_code == 303
+        assert _console_sign_ins(platform, user) == []
+
+        # Giving up: back to the console, which explains what to do (still no session).
+        fields = form_of(page.text, "/connexion/renforcement/abandon")
+        back = browser.post(platform.url + "/connexion/renforcement/abandon", fields)
+        assert str(back.url).startswith(platform.url + "/admin/auth/callback?error="
+                                        "unmet_authentication_requirements")
+        assert back.status_code == 403
+        assert "<h1>Connexion renforcée demandée</h1>" in back.text
+        assert 'href="/compte/securite"' in back.text
+        assert _console_session(platform, browser).get("user_id") is None
+
+        # Following the provider's advice: add an authenticator app, then continue.
+        page = browser.get(platform.url + "/admin/clients")
+        assert page.status_code == 403 and "Connexion renforcée demandée" in page.text
+        suite = page.text.split('href="/compte/securite?suite=')[1].split('"')[0]
+        security = browser.get(f"{platform.url}/compte/securite?suite={suite}")
+        assert "Console d&#39;administration" in security.text
+        clock = provider_clock(platform.provider)
+        user["totp_secret"], codes = enrol_totp(browser, platform.url, clock)
+        assert codes.status_code == 200 and "Vos codes de secours" in codes.text
+        security = browser.get(f"{platform.url}/compte/securite?suite={suite}")
+        assert f'href="/authorize/continue?interaction={suite}"' in security.text
+        factor = browser.get(f"{platform.url}/authorize/continue?interaction={suite}")
+        assert 'name="password"' not in factor.text, "only the missing factor is asked"
+        console = give_factor(platform, browser, factor, user)
+        assert str(console.url) == platform.url + "/admin/clients"
+        assert "<h1>Applications clientes</h1>" in console.text
+        assert _console_session(platform, browser)["acr"] == "eidas2"
+    finally:
+        browser.close()
+
+
+def test_password_only_session_is_stepped_up_for_the_console(platform) -> None:
+    user = platform.create_user()
+    platform.provider.organisations.grant(user["id"], "lamentin", "org_admin")
+    browser = Browser()
+    try:
+        signed_in = sign_in_with_password(browser, platform.url, user)  # e.g. a citizen service
+        assert signed_in.status_code == 200
+        sid = browser.http.cookies.get("mc_session")
+        before = platform.provider.sessions.get(sid)
+        assert before.acr == "eidas1" and before.amr == ["pwd"]
+        with_second_factor(platform, user)  # added later: the session stays at eidas1
+
+        page = browser.get(platform.url + "/admin/")
+        assert "/connexion/facteur?interaction=" in str(page.url), page.url
+        assert 'name="password"' not in page.text, "the password is not asked again"
+        assert "connexion renforcée" in page.text
+        assert _console_session(platform, browser).get("user_id") is None
+        console = give_factor(platform, browser, page, user)
+        assert str(console.url) == platform.url + "/admin/"
+        assert "<h1>Tableau de bord</h1>" in console.text
+        after = platform.provider.sessions.get(sid)
+        assert after.acr == "eidas2" and after.amr == ["pwd", "otp", "mfa"]
+        session = _console_session(platform, browser)
+        assert session["sid"] == sid, "the same provider session, upgraded in place"
+        assert session["acr"] == "eidas2"
+        (stepup,) = platform.provider.journal.search(AuditQuery(actor=str(user["id"]),
+                                                                action="login.stepup"))
+        assert json.loads(stepup.details or "{}")["acr"] == "eidas2"
+    finally:
+        browser.close()
+
+
+def test_demo_staff_sign_in_to_the_console_with_the_seeded_authenticator_app(platform,
+                                                                             tmp_path) -> None:
+    """``make run``: the demo CTM administrator signs in with the password and the code of the
+    key ``demo seed`` printed, at once (the seeding did not use up the current code)."""
+    from martinique_connect.demo import seed
+
+    clock = provider_clock(platform.provider)
+    seed(platform.provider, tmp_path / "demo.json")
+    again = seed(platform.provider, tmp_path / "demo.json")
+    logins = {login["email"]: login for login in again["logins"]}
+    admin = logins["admin@demo.mq"]
+    assert "totp" not in logins["marie.dupont@demo.mq"]
+    browser = Browser()
+    try:
+        page = browser.get(platform.url + "/admin/")
+        page = browser.login(page, admin["email"], admin["password"])
+        assert "/connexion/facteur?interaction=" in str(page.url), page.url
+        page = submit_factor(browser, page, "totp", code=clock.code(admin["totp"]["secret"]))
+        assert str(page.url) == platform.url + "/admin/", page.text[:300]
+        assert "<h1>Tableau de bord</h1>" in page.text
+        assert _console_session(platform, browser)["acr"] == "eidas2"
     finally:
         browser.close()
 
@@ -208,7 +352,7 @@ def test_invited_commune_admin_then_manages_that_commune_s_clients_only(platform
     admin = console_as(("ctm", "ctm_admin"))
     lamentin = platform.create_client(name="Cantine du Lamentin", organisation="lamentin")
     address = f"maire-{secrets.token_hex(4)}@francois.mq"
-    invitee = platform.create_user(email=address)
+    invitee = with_second_factor(platform, platform.create_user(email=address))
 
     sent = admin.post("/admin/organisations/francois/invitations",
                       {"email": address, "role": "org_admin"})
@@ -414,6 +558,7 @@ def test_console_client_is_registered_with_a_derived_secret(platform) -> None:
     data, secret = console_client(platform.settings)
     client = platform.provider.clients.show("console-admin")
     assert client.first_party and client.subject_type == "public"
+    assert client.default_acr == "eidas2", "no request can lower the console's level"
     assert client.redirect_uris == [platform.url + "/admin/auth/callback"]
     assert client.post_logout_redirect_uris == [platform.url + "/admin/"]
     assert client.backchannel_logout_uri == platform.url + "/admin/backchannel-logout"
@@ -424,3 +569,15 @@ def test_console_client_is_registered_with_a_derived_secret(platform) -> None:
     last = platform.provider.journal.search(AuditQuery(), limit=1)[0].seq
     platform.provider.clients.ensure(data, secret, actor="initialisation")
     assert platform.provider.journal.search(AuditQuery(), limit=1)[0].seq == last
+    # a registration without the minimum level (an older release's) is brought up to date
+    try:
+        platform.provider.clients.ensure(data.model_copy(update={"default_acr": None}), secret,
+                                         actor="initialisation")
+        assert platform.provider.clients.show("console-admin").default_acr is None
+    finally:
+        platform.provider.clients.ensure(data, secret, actor="initialisation")
+    assert platform.provider.clients.show("console-admin").default_acr == "eidas2"
+    updates = platform.provider.journal.search(AuditQuery(action="client.update"), limit=2)
+    for event in updates:
+        assert event.target == "console-admin" and event.reason == "initialisation"
+        assert json.loads(event.details or "{}") == {"fields": ["default_acr"]}
