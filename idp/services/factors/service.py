@@ -30,14 +30,20 @@ FAILURES = {
     "passkey": "La clé d'accès n'a pas pu être vérifiée.",
 }
 
-# What the activity log shows for the events written here (and by the sign-in pages).
+# What the account's activity page (``/compte/activite``) shows for each event of the audit
+# journal whose actor is the person: the one place for every label, so that no event is
+# shown by its technical name (a unit test checks that each action written has one).
 ACTIVITY_LABELS = {
+    # signing in and out
     "login.success": "Connexion",
     "login.failure": "Échec de connexion",
     "login.throttled": "Tentative refusée (trop d'essais)",
     "login.factor.failure": "Échec du second facteur",
     "login.lockout": "Connexion bloquée temporairement après plusieurs échecs",
     "login.stepup": "Connexion renforcée",
+    "logout": "Déconnexion",
+    "logout.backchannel_failed": "Déconnexion d'un service non confirmée",
+    # second factors
     "mfa.totp.enrol": "Application d'authentification ajoutée",
     "mfa.totp.rename": "Application d'authentification renommée",
     "mfa.totp.remove": "Application d'authentification supprimée",
@@ -47,6 +53,50 @@ ACTIVITY_LABELS = {
     "mfa.recovery.generate": "Nouveaux codes de secours",
     "mfa.recovery.use": "Code de secours utilisé",
     "mfa.recovery.clear": "Codes de secours supprimés (plus de second facteur)",
+    # the account
+    "account.register": "Création du compte",
+    "account.register_existing": "Tentative de création d'un compte avec votre adresse",
+    "account.verify_email": "Confirmation de l'adresse électronique",
+    "account.verification_resent": "Nouveau lien de confirmation demandé",
+    "account.export": "Téléchargement de vos données",
+    "account.delete": "Suppression du compte",
+    "password.reset_request": "Demande de réinitialisation du mot de passe",
+    "password.reset": "Réinitialisation du mot de passe",
+    "password.change": "Changement du mot de passe",
+    "profile.update": "Modification du profil",
+    "email.change_request": "Demande de changement d'adresse électronique",
+    "email.change": "Changement d'adresse électronique",
+    "session.end": "Fermeture d'une session",
+    "session.end_others": "Fermeture des autres sessions",
+    "consent.grant": "Autorisation donnée à un service",
+    "consent.implied": "Première connexion à un service de la Collectivité",
+    "consent.revoke": "Autorisation retirée à un service",
+    "application.revoke": "Accès d'un service retiré",
+    "token.revoke_grant": "Révocation de l'accès d'un service",
+    "membership.accept": "Acceptation d'une invitation dans une organisation",
+    # what a staff member did in the administration console
+    "admin.sign_in": "Connexion à la console d'administration",
+    "admin.sign_out": "Déconnexion de la console d'administration",
+    "admin.refused": "Action refusée dans la console d'administration",
+    "admin.failed": "Action non aboutie dans la console d'administration",
+    "audit.export": "Export du journal d'audit",
+    "client.create": "Enregistrement d'une application cliente",
+    "client.update": "Modification d'une application cliente",
+    "client.rotate_secret": "Nouveau secret pour une application cliente",
+    "client.disable": "Désactivation d'une application cliente",
+    "client.enable": "Réactivation d'une application cliente",
+    "client.delete": "Suppression d'une application cliente",
+    "user.create": "Création d'un compte (administration)",
+    "user.lock": "Verrouillage d'un compte (administration)",
+    "user.unlock": "Déverrouillage d'un compte (administration)",
+    "user.end_sessions": "Fermeture des sessions d'un compte (administration)",
+    "user.delete": "Suppression d'un compte (administration)",
+    "organisation.create": "Création d'une organisation",
+    "membership.grant": "Attribution d'un rôle dans une organisation",
+    "membership.revoke": "Retrait d'un rôle dans une organisation",
+    "membership.invite": "Invitation d'une personne dans une organisation",
+    "key.rotate": "Renouvellement des clés de signature",
+    "key.retire": "Retrait d'une clé de signature",
 }
 
 

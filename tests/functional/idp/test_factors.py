@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from html import unescape
 
 import httpx
 import pytest
@@ -314,6 +315,23 @@ def test_factor_management(platform, browser, user, clock) -> None:
                                 {"csrf_token": token, "name": "pris"})
         assert response.status_code == 404
     assert platform.provider.factors.totp.list(uuid.UUID(str(other["id"])))[0].name == theirs.name
+
+
+def test_activity_page_names_the_factor_events_in_french(platform, browser, user, clock
+                                                        ) -> None:
+    secret, codes = _with_totp(platform, browser, user, clock)
+    page = _password_step(browser, platform.url, user)
+    wrong = submit_factor(browser, page, "totp", code="000000")
+    assert wrong.status_code == 401
+    assert submit_factor(browser, wrong, "recovery", code=codes[0]).status_code == 200
+    activity = browser.get(f"{platform.url}/compte/activite")
+    assert activity.status_code == 200
+    text = unescape(activity.text)
+    for label in ("Application d'authentification ajoutée", "Nouveaux codes de secours",
+                  "Échec du second facteur", "Code de secours utilisé", "Connexion"):
+        assert f"<td>{label}</td>" in text, label
+    assert "mfa." not in text and "login." not in text and "Opération «" not in text
+    assert secret not in text
 
 
 # --- passkeys ------------------------------------------------------------------------------------
