@@ -19,8 +19,10 @@ from idp.schemas import (
     UserPublic,
 )
 from idp.services import Provider, RoleGrant
+from idp.services.password_policy import assess as assess_password
 
 __all__ = [
+    "assess_password",
     "AUTH_METHODS",
     "ClientCreate",
     "ClientPublic",

@@ -15,6 +15,7 @@ from idp.models import (
     Consent,
     EmailToken,
     Grant,
+    Organisation,
     RecoveryCode,
     RefreshToken,
     RevokedToken,
@@ -201,3 +202,7 @@ def list_factors(*, session: Session, user_id: uuid.UUID
         session.exec(select(WebAuthnCredential)
                      .where(WebAuthnCredential.user_id == user_id)).all(),
     )
+
+
+def get_organisation(*, session: Session, slug: str) -> Organisation | None:
+    return session.exec(select(Organisation).where(Organisation.slug == slug)).first()

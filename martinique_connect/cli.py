@@ -61,26 +61,29 @@ def _engine() -> Any:
     return settings, engine
 
 
-def _provider() -> Any:
+def _provider(*, console: bool = False) -> Any:
     from idp import Provider
     from plateforme.kv import make_store
 
     settings, engine = _engine()
     store = make_store(settings.redis_url, prefix=settings.redis_prefix)
     provider = Provider(settings=settings, engine=engine, store=store)
-    initialise(provider)
+    initialise(provider, console=console)
     return provider
 
 
-def initialise(provider: Any) -> None:
-    """Once per deployment: signing keys, the reference organisations and the administration
-    console's client (its secret derived from the secret key)."""
+def initialise(provider: Any, *, console: bool = False) -> None:
+    """Signing keys and the reference organisations (idempotent, every command); with
+    ``console``, also the administration console's client, whose redirect URIs follow
+    ``MC_ISSUER``: only the commands that deploy (``db upgrade``, ``serve``, ``demo seed``)
+    register it, so a one-off command run with another issuer cannot break the console."""
     from admin_ui import console_client
 
     provider.keys.ensure_keys()
     if not provider.organisations.list():
         provider.organisations.seed()
-    provider.clients.ensure(*console_client(provider.settings), actor="initialisation")
+    if console:
+        provider.clients.ensure(*console_client(provider.settings), actor="initialisation")
 
 
 def _print_json(data: Any) -> None:
@@ -106,7 +109,7 @@ def serve(
             "--workers > 1 demande MC_REDIS_URL : les sessions, codes et compteurs en mémoire "
             "d'un processus ne sont pas partagés avec les autres"
         )
-    _provider()  # migrations and signing keys, once, before the workers start
+    _provider(console=True)  # migrations, keys, console client: once, before the workers
     uvicorn.run(
         "martinique_connect.app:app_from_env", factory=True, workers=workers,
         host=host or settings.host, port=port or settings.port, access_log=access_log,
@@ -120,7 +123,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the migrations and create the missing signing keys."""
-    _provider()
+    _provider(console=True)
     typer.echo("base de données à jour")
 
 
@@ -248,8 +251,11 @@ def users_create(
     family_name: Annotated[str | None, typer.Option()] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    from idp import UserCreate
+    from idp import UserCreate, assess_password
 
+    verdict = assess_password(password, user_inputs=[email, given_name or "", family_name or ""])
+    if not verdict.acceptable:
+        _fail(" ".join(verdict.problems))
     user = _provider().users.create(UserCreate(
         email=email, password=password, given_name=given_name, family_name=family_name,
     ), actor="cli")
@@ -380,7 +386,7 @@ def demo_seed(
     printed with a command that gives the current code."""
     from martinique_connect.demo import seed
 
-    provider = _provider()
+    provider = _provider(console=True)
     path = output or provider.settings.data_dir / "demo.json"
     result = seed(provider, path)
     for login in result["logins"]:

@@ -125,6 +125,10 @@ class ClientService:
         with Session(self._engine, expire_on_commit=False) as session:
             if repository.get_client(session=session, client_id=client_id) is not None:
                 raise Conflict(f"le client {client_id} existe déjà")
+            if data.organisation and repository.get_organisation(
+                    session=session, slug=data.organisation) is None:
+                raise InvalidInput(f"organisation inconnue : {data.organisation}",
+                                   field="organisation")
             session.add(client)
             append(session, AuditRecord(
                 action="client.create", actor=actor, target=client_id, address=address,

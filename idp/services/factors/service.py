@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, delete, func, select
 
-from idp.models import TotpFactor, User, WebAuthnCredential
+from idp.models import RecoveryCode, TotpFactor, User, WebAuthnCredential
 from idp.services.factors.common import FactorFailed
 from idp.services.factors.passkeys import PasskeyService, PasskeyUse
 from idp.services.factors.recovery import RecoveryCodes
@@ -18,7 +18,7 @@ from idp.services.factors.totp import WRONG_CODE, TotpEnrolment, TotpService
 from idp.services.throttle import Throttle
 from plateforme.audit import AuditJournal, AuditRecord
 from plateforme.clock import Clock
-from plateforme.errors import Conflict, TooManyRequests
+from plateforme.errors import Conflict, NotFound, TooManyRequests
 from plateforme.kv import KeyValueStore
 
 Method = Literal["totp", "recovery", "passkey"]
@@ -90,6 +90,7 @@ ACTIVITY_LABELS = {
     "user.lock": "Verrouillage d'un compte (administration)",
     "user.unlock": "Déverrouillage d'un compte (administration)",
     "user.end_sessions": "Fermeture des sessions d'un compte (administration)",
+    "user.reset_factors": "Réinitialisation des seconds facteurs d'un compte (administration)",
     "user.delete": "Suppression d'un compte (administration)",
     "organisation.create": "Création d'une organisation",
     "membership.grant": "Attribution d'un rôle dans une organisation",
@@ -121,6 +122,19 @@ class FactorSummary:
         if self.has_second_factor and self.recovery_remaining:
             methods.append("recovery")
         return methods
+
+
+@dataclass(frozen=True)
+class FactorReset:
+    """What :meth:`FactorService.reset_all` removed."""
+
+    totp: int
+    passkeys: int
+    recovery_codes: int
+
+    @property
+    def total(self) -> int:
+        return self.totp + self.passkeys + self.recovery_codes
 
 
 @dataclass(frozen=True)
@@ -198,7 +212,10 @@ class FactorService:
         """A sign-in with a passkey alone. Throttled per address (the account is not known
         before the check)."""
         throttle = self.throttles["passwordless"]
-        wait = throttle.retry_after("passwordless", origin.address)
+        # The account is unknown before the check: count per address only (a shared key
+        # would let anyone lock every passkey sign-in out).
+        key = f"passwordless:{origin.address}"
+        wait = throttle.retry_after(key, origin.address)
         if wait:
             self._audit("login.throttled", None, origin, outcome="refused",
                         details={"factor": "passkey"})
@@ -210,8 +227,9 @@ class FactorService:
             if user is None or user.locked:
                 raise FactorFailed(FAILURES["passkey"])
         except FactorFailed:
-            self._failure(throttle, "passwordless", None, "passkey", origin)
+            self._failure(throttle, key, None, "passkey", origin)
             raise
+        throttle.success(key, origin.address)
         return user, use
 
     def _failure(self, throttle: Throttle, account: str, user_id: uuid.UUID | None, method: str,
@@ -288,6 +306,43 @@ class FactorService:
         codes = self.recovery.generate(user.id)
         self._audit("mfa.recovery.generate", user.id, origin, details={"count": len(codes)})
         return codes
+
+    def reset_all(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str,
+                  address: str | None = None) -> FactorReset:
+        """An operator removes every second factor of a person who lost them: authenticator
+        apps (pending ones too), passkeys and recovery codes, in one transaction, journaled
+        with who did it and why. Refused (``Conflict``) when there is nothing to remove.
+        Ending the sessions and telling the person is :meth:`Provider.reset_second_factors`'
+        part."""
+        uid = uuid.UUID(str(user_id))
+        with Session(self._engine) as session:
+            if session.get(User, uid) is None:
+                raise NotFound("compte introuvable")
+            counts = FactorReset(
+                totp=self._count(session, TotpFactor, uid, confirmed_only=True),
+                passkeys=self._count(session, WebAuthnCredential, uid),
+                recovery_codes=self._count(session, RecoveryCode, uid),
+            )
+            if not counts.total:
+                raise Conflict("Ce compte n'a aucun second facteur : il n'y a rien à "
+                               "réinitialiser.")
+            for model in (TotpFactor, WebAuthnCredential, RecoveryCode):
+                session.exec(delete(model).where(  # type: ignore[call-overload]
+                    col(model.user_id) == uid))
+            session.commit()
+        self._journal.record(AuditRecord(
+            action="user.reset_factors", actor=actor, target=str(uid), reason=reason,
+            address=address, details={"totp": counts.totp, "passkeys": counts.passkeys,
+                                      "recovery_codes": counts.recovery_codes}))
+        return counts
+
+    @staticmethod
+    def _count(session: Session, model: type[TotpFactor] | type[WebAuthnCredential]
+               | type[RecoveryCode], user_id: uuid.UUID, *, confirmed_only: bool = False) -> int:
+        query = select(func.count()).select_from(model).where(col(model.user_id) == user_id)
+        if confirmed_only:
+            query = query.where(col(TotpFactor.confirmed))
+        return int(session.exec(query).one())
 
     def _first_codes(self, user: User, origin: Origin) -> list[str] | None:
         if self.recovery.remaining(user.id):

@@ -435,3 +435,28 @@ def test_every_new_form_checks_its_csrf_token(platform, browser, user, clock) ->
                             {"csrf_token": login_token}, follow=False)
     assert response.status_code == 403
     assert overview.status_code == 200
+
+
+def test_passwordless_throttling_is_per_address_not_global(platform) -> None:
+    """Failed passkey sign-ins from one address never lock out another address."""
+    import secrets as _secrets
+
+    from idp.services.factors.common import FactorFailed
+    from idp.services.factors.service import Origin
+    from plateforme.errors import TooManyRequests
+
+    factors = platform.provider.factors
+    noisy = Origin(address=f"192.0.2.{_secrets.randbelow(250) + 1}")
+    quiet = Origin(address=f"198.51.100.{_secrets.randbelow(250) + 1}")
+    throttled = False
+    for _ in range(platform.settings.login_free_attempts + 2):
+        try:
+            factors.passwordless("{}", origin=noisy, binding="b")
+        except TooManyRequests:
+            throttled = True
+            break
+        except FactorFailed:
+            continue
+    assert throttled, "failures from one address must be throttled"
+    with pytest.raises(FactorFailed):
+        factors.passwordless("{}", origin=quiet, binding="b")

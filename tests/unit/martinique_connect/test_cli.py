@@ -52,6 +52,10 @@ def test_clients_create_json(run) -> None:  # type: ignore[no-untyped-def]
     assert shown["client_secret"] is None, "the secret is shown once only"
     listed = json.loads(run("clients", "list", "--json").stdout)
     # beside it, the administration console's own client, registered at initialisation
+    assert [c["client_id"] for c in listed] == [data["client_id"]]
+    # only the deploying commands register the console's client (its URIs follow MC_ISSUER)
+    assert run("db", "upgrade").returncode == 0
+    listed = json.loads(run("clients", "list", "--json").stdout)
     assert sorted(c["client_id"] for c in listed) == sorted([data["client_id"], "console-admin"])
     assert run("clients", "delete", data["client_id"]).returncode == 0
     _one_line_error(run("clients", "show", data["client_id"]))
@@ -189,3 +193,19 @@ def test_members_grant_list_revoke(run) -> None:  # type: ignore[no-untyped-def]
     assert run("members", "revoke", "--email", "agent@lamentin.mq", "--org", "lamentin",
                "--role", "archivist").returncode == 0
     assert json.loads(run("members", "list", "--org", "lamentin", "--json").stdout) == []
+
+
+def test_users_create_applies_the_password_policy(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("users", "create", "--email", "a@example.mq", "--password", "motdepasse123")
+    _one_line_error(result)
+    assert "mot de passe" in result.stderr.lower()
+
+
+def test_clients_create_refuses_an_unknown_organisation(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("clients", "create", "--name", "X", "--redirect-uri", "https://x.mq/cb",
+                 "--org", "atlantis")
+    _one_line_error(result)
+    assert "atlantis" in result.stderr
+    ok = run("clients", "create", "--name", "X", "--redirect-uri", "https://x.mq/cb",
+             "--org", "lamentin", "--json")
+    assert json.loads(ok.stdout)["organisation"] == "lamentin"
