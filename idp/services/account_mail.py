@@ -166,6 +166,33 @@ MESSAGES: dict[str, dict[str, MessageText]] = {
              "support at once."),
             None, _EN_CLOSING),
     },
+    "factors_reset": {
+        "fr": MessageText(
+            "Vos seconds facteurs ont été réinitialisés", "Bonjour {name},",
+            ("À votre demande ou après un signalement, le support de la Collectivité "
+             "Territoriale de Martinique a réinitialisé les seconds facteurs de votre compte "
+             "Martinique Connect : vos applications d'authentification, vos clés d'accès et vos "
+             "codes de secours ont été supprimés, et toutes vos sessions ont été fermées.",
+             "Vous pouvez vous connecter avec votre adresse électronique et votre mot de passe. "
+             "Ajoutez ensuite une application d'authentification ou une clé d'accès depuis la "
+             "page « Sécurité » de votre compte, avec le lien ci-dessous : de nouveaux codes de "
+             "secours vous seront donnés.",
+             "Si vous n'avez rien demandé au support, changez votre mot de passe et contactez-le "
+             "sans attendre."),
+            "Ajouter un second facteur", _FR_CLOSING),
+        "en": MessageText(
+            "Your second factors were reset", "Hello {name},",
+            ("At your request or after a report, the support of the Collectivité Territoriale "
+             "de Martinique reset the second factors of your Martinique Connect account: your "
+             "authenticator apps, passkeys and recovery codes were removed, and every session "
+             "was closed.",
+             "You can sign in with your email address and password. Then add an authenticator "
+             "app or a passkey from your account's « Security » page, with the link below: you "
+             "will be given new recovery codes.",
+             "If you did not ask the support for anything, change your password and contact "
+             "them at once."),
+            "Add a second factor", _EN_CLOSING),
+    },
     "deleted": {
         "fr": MessageText(
             "Votre compte a été supprimé", "Bonjour {name},",

@@ -48,7 +48,7 @@ from idp.services.sessions import SSOSession
 from idp.services.users import LoginFailed
 from plateforme.audit import AuditEvent, AuditQuery, AuditRecord, append
 from plateforme.clock import utcnow
-from plateforme.errors import NotFound, TooManyRequests
+from plateforme.errors import Conflict, NotFound, TooManyRequests
 
 if TYPE_CHECKING:
     from idp.services.provider import Provider
@@ -417,6 +417,34 @@ class AccountService:
         if token and user is not None:
             self._send("verify", user, to=user.email,
                        link=self.link("/inscription/confirmer", token),
+                       hours=int(VERIFY_LIFETIME.total_seconds() // 3600))
+
+    def resend_verification_for(self, user_id: uuid.UUID | str, *, actor: str | None,
+                                reason: str, address: str | None = None) -> None:
+        """An operator sends a new confirmation link to an account whose address is not
+        confirmed yet (the older links stop working), as :meth:`resend_verification` does for
+        the person; the journal records the operator and the reason. Refused with a message
+        when the address is already confirmed, the account locked, or the address received
+        too many messages this hour."""
+        user = self._p.users.require(user_id)
+        if user.email_verified:
+            raise Conflict("L'adresse de ce compte est déjà confirmée : il n'y a pas de lien "
+                           "de confirmation à renvoyer.")
+        if user.locked:
+            raise Conflict("Ce compte est verrouillé : déverrouillez-le avant de renvoyer le "
+                           "lien de confirmation.")
+        if not self._mail_allowed(user.email):
+            raise TooManyRequests("Cette adresse a reçu trop de messages dans l'heure. "
+                                  "Réessayez plus tard.", retry_after=3600)
+        with Session(self._engine) as session:
+            token = self._issue(session, user.id, "verify", VERIFY_LIFETIME)
+            append(session, AuditRecord(
+                action="account.verification_resent", actor=str(actor) if actor else None,
+                target=str(user.id), address=address, reason=reason))
+            session.commit()
+        self.mail.send("verify", to=user.email, locale=user.locale,
+                       link=self.link("/inscription/confirmer", token),
+                       name=user.given_name or "",
                        hours=int(VERIFY_LIFETIME.total_seconds() // 3600))
 
     def verify_email(self, token: str | None, caller: Caller) -> User | None:

@@ -15,7 +15,7 @@ from idp.models import Client
 from idp.services.accounts import AccountService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
-from idp.services.factors import FactorService
+from idp.services.factors import FactorReset, FactorService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
 from idp.services.organisations import OrganisationService
 from idp.services.sessions import SessionStore, SSOSession
@@ -140,6 +140,20 @@ class Provider:
 
     def unlock_user(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str) -> None:
         self.users.set_locked(user_id, False, actor=actor, reason=reason)
+
+    def reset_second_factors(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str,
+                             address: str | None = None) -> FactorReset:
+        """An operator resets the second factors of a person who lost them: every
+        authenticator app, passkey and recovery code removed (journaled with the operator and
+        the reason), every session ended and every token revoked (clients told), and the
+        person told by email how to add new ones. The password is left as it is."""
+        user = self.users.require(user_id)
+        removed = self.factors.reset_all(user.id, actor=actor, reason=reason, address=address)
+        self.end_all_sessions(user.id, reason="factors_reset", actor=actor, address=address)
+        self.accounts.mail.send("factors_reset", to=user.email, locale=user.locale,
+                                link=self.issuer + "/compte/securite",
+                                name=user.given_name or "")
+        return removed
 
     def delete_user(self, user_id: uuid.UUID | str, *, actor: str | None, reason: str) -> None:
         """Delete an account: sessions ended, clients told (back-channel), data erased; the

@@ -13,6 +13,7 @@ from idp.services.factors.levels import (
 from idp.services.factors.passkeys import PasskeyUse
 from idp.services.factors.service import (
     ACTIVITY_LABELS,
+    FactorReset,
     FactorService,
     FactorSummary,
     Origin,
@@ -25,6 +26,7 @@ __all__ = [
     "EIDAS1",
     "EIDAS2",
     "FactorFailed",
+    "FactorReset",
     "FactorService",
     "FactorSummary",
     "Origin",
