@@ -24,6 +24,8 @@ ACTIONS: dict[str, str] = {
     "clients.first_party": "déclarer une application « première partie » (sans consentement)",
     "people.view": "rechercher et consulter les comptes",
     "people.lock": "verrouiller, déverrouiller un compte, mettre fin à ses sessions",
+    "people.recover": "aider une personne en difficulté : renvoyer le courriel de vérification, "
+                      "réinitialiser les seconds facteurs",
     "people.delete": "supprimer un compte",
     "consents.view": "voir les consentements d'une personne",
     "consents.revoke": "retirer un consentement",
@@ -41,7 +43,8 @@ EVERYTHING = frozenset(ACTIONS)
 MATRIX: dict[str, frozenset[str]] = {
     "ctm_admin": EVERYTHING,
     "support": frozenset({
-        "dashboard.view", "people.view", "people.lock", "consents.view", "audit.view",
+        "dashboard.view", "people.view", "people.lock", "people.recover", "consents.view",
+        "audit.view",
     }),
     "catalogue_manager": frozenset({"dashboard.view"}),
     "approver": frozenset({"dashboard.view"}),

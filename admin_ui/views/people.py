@@ -1,8 +1,9 @@
-"""People (accounts): search, view, lock/unlock, end sessions, delete; their consents.
+"""People (accounts): search, view, lock/unlock, end sessions, resend the verification email,
+reset the second factors, delete; their consents.
 
-Each action carries a reason and is done by the provider (``Provider.lock_user`` …), which
-writes the audit event. Resending the verification email and resetting second factors belong
-to the accounts issue and are not offered yet.
+Each action carries a reason and is done by the provider (``Provider.lock_user``,
+``Provider.reset_second_factors``, ``AccountService.resend_verification_for`` …), which keeps
+the rules and writes the audit event.
 """
 
 from __future__ import annotations
@@ -55,12 +56,16 @@ def _person_page(request: Request, staff: Staff, provider: Provider, user: Any,
     roles = [(ROLE_LABELS.get(g.role, g.role), g.organisation_name)
              for g in provider.organisations.roles_of(user.id)]
     consents = provider.consents.list(user.id)
+    factors = provider.factors.summary(user.id)
     names = {c.client_id: c.name for c in provider.clients.list()}
     return render(request, "admin/person.html", {
         "title": ("Erreur : " if errors else "") + user.email, "section": "personnes",
         "person": user, "roles": roles, "sessions": len(provider.sessions.for_user(user.id)),
         "consents": [(names.get(c.client_id, c.client_id), c) for c in consents],
+        "factors": factors,
+        "has_factors": bool(factors.has_second_factor or factors.recovery_remaining),
         "can_lock": staff.perms.can("people.lock"),
+        "can_recover": staff.perms.can("people.recover"),
         "can_delete": staff.perms.can("people.delete"),
         "can_consents": staff.perms.can("consents.view"),
         "errors": errors or {},
@@ -119,6 +124,34 @@ def end_sessions(user_id: str, request: Request, staff: FormStaffDep, provider: 
     ended = provider.end_sessions(user.id, actor=staff.user_id, reason=motif.strip(),
                                   address=staff.address)
     flash(request, f"Sessions terminées : {ended}. Les jetons de la personne sont révoqués.")
+    return redirect(f"/admin/personnes/{user.id}")
+
+
+@router.post("/personnes/{user_id}/verification", name="admin.people.resend_verification")
+def resend_verification(user_id: str, request: Request, staff: FormStaffDep,
+                        provider: ProviderDep, motif: Motif = "") -> Response:
+    user, page = _act(request, staff, provider, user_id, "people.recover", "motif-verification",
+                      motif)
+    if page:
+        return page
+    provider.accounts.resend_verification_for(user.id, actor=staff.user_id,
+                                              reason=motif.strip(), address=staff.address)
+    flash(request, f"Un nouveau lien de confirmation est envoyé à {user.email} ; les liens "
+          "envoyés avant ne fonctionnent plus.")
+    return redirect(f"/admin/personnes/{user.id}")
+
+
+@router.post("/personnes/{user_id}/facteurs", name="admin.people.reset_factors")
+def reset_factors(user_id: str, request: Request, staff: FormStaffDep, provider: ProviderDep,
+                  motif: Motif = "") -> Response:
+    user, page = _act(request, staff, provider, user_id, "people.recover", "motif-facteurs",
+                      motif)
+    if page:
+        return page
+    provider.reset_second_factors(user.id, actor=staff.user_id, reason=motif.strip(),
+                                  address=staff.address)
+    flash(request, "Les seconds facteurs sont réinitialisés : les sessions de la personne sont "
+          "terminées et un courriel lui explique comment en ajouter de nouveaux.")
     return redirect(f"/admin/personnes/{user.id}")
 
 

@@ -498,6 +498,8 @@ def test_posts_without_this_session_s_csrf_token_are_refused(platform, console_a
         (f"/admin/clients/{client['client_id']}/supprimer", {"motif": "essai"}),
         (f"/admin/personnes/{person['id']}/verrouiller", {"motif": "essai"}),
         (f"/admin/personnes/{person['id']}/sessions", {"motif": "essai"}),
+        (f"/admin/personnes/{person['id']}/verification", {"motif": "essai"}),
+        (f"/admin/personnes/{person['id']}/facteurs", {"motif": "essai"}),
         (f"/admin/personnes/{person['id']}/supprimer", {"motif": "essai"}),
         ("/admin/organisations/vauclin/roles",
          {"email": person["email"], "role": "viewer", "motif": "essai"}),

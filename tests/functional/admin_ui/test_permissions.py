@@ -31,6 +31,7 @@ STAFF = set(PLATFORM_ROLES) | set(COMMUNE_ROLES)
 SIGNED_IN = STAFF | {"no_role"}
 ADMIN = {"ctm_admin"}
 PEOPLE = {"ctm_admin", "support"}
+RECOVER = {"ctm_admin", "support"}  # users in difficulty: the support's job
 LAMENTIN_READ = {"ctm_admin", "org_admin", "viewer"}
 LAMENTIN_MANAGE = {"ctm_admin", "org_admin"}
 
@@ -94,6 +95,8 @@ ROUTES = [
     R("POST", "/admin/personnes/{person}/verrouiller", PEOPLE),
     R("POST", "/admin/personnes/{person}/deverrouiller", PEOPLE),
     R("POST", "/admin/personnes/{person}/sessions", PEOPLE),
+    R("POST", "/admin/personnes/{person}/verification", RECOVER),
+    R("POST", "/admin/personnes/{person}/facteurs", RECOVER),
     R("POST", "/admin/personnes/{person}/supprimer", ADMIN),
     R("GET", "/admin/personnes/{person}/consentements", PEOPLE),
     R("POST", "/admin/personnes/{person}/consentements/{own}/retirer", ADMIN),
