@@ -1,8 +1,9 @@
 """The administration console in Chromium: a CTM administrator signs in through Martinique
 Connect with two factors (password, then a code from an authenticator app), registers a
 commune's application whose credentials then work in a real code flow, locks an account (its
-sign-in is refused), rotates the signing keys (old and new keys both published) and finds it
-all in the audit journal. A commune agent without a second factor is shown how to add one,
+sign-in is refused), rotates the signing keys (old and new keys both published), finds it
+all in the audit journal, then helps a person in difficulty (a new confirmation link, their
+second factors reset). A commune agent without a second factor is shown how to add one,
 adds an authenticator app, then reaches the console. axe-core checks every page visited.
 
 TOTP codes come from the provider's clock, moved one step per code (one code, one use)."""
@@ -175,6 +176,24 @@ def test_admin_console_journey(platform, page, chromium, axe_check) -> None:
     for action in ("client.create", "user.lock", "key.rotate"):
         expect(journal).to_contain_text(action)
     check(page)
+
+    # 7. A person in difficulty: a new confirmation link, then their second factors reset.
+    stuck = platform.create_user(given_name="Paul", email_verified=False)
+    add_totp(platform.provider, stuck["id"], name="Téléphone perdu")
+    page.goto(f"{platform.url}/admin/personnes/{stuck['id']}")
+    expect(page.locator("main")).to_contain_text("Téléphone perdu")
+    check(page)
+    for field in ("#motif-verification", "#motif-facteurs"):
+        expect(page.locator(field)).to_have_attribute("required", "")
+    page.locator("#motif-verification").fill("courriel jamais reçu")
+    page.get_by_role("button", name="Renvoyer le courriel").click()
+    expect(page.get_by_role("status")).to_contain_text("Un nouveau lien de confirmation")
+    page.locator("#motif-facteurs").fill("téléphone perdu, identité vérifiée")
+    page.get_by_role("button", name="Réinitialiser les seconds facteurs").click()
+    expect(page.get_by_role("status")).to_contain_text("Les seconds facteurs sont réinitialisés")
+    expect(page.locator("main")).to_contain_text("aucun (mot de passe seul)")
+    check(page)
+    assert platform.provider.factors.summary(stuck["id"]).totp == []
 
 
 def test_staff_without_a_second_factor_adds_one_then_reaches_the_console(platform, page,
