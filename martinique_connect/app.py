@@ -112,8 +112,9 @@ def create_app(
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
 
-    # The last added is the outermost: discovery and JWKS first (prepared bytes), then the
-    # security headers, then the raw token/introspection/revocation route, then FastAPI.
+    # The last added is the outermost: discovery and JWKS first (prepared bytes), CORS, the
+    # security headers, then the raw token/introspection/revocation route (it must stay inside
+    # the security headers), then the console session and FastAPI.
     app.add_middleware(ConsoleSessionMiddleware, store=store, https=settings.secure_cookies)
     app.add_middleware(OAuth2EndpointsMiddleware, issuer=settings.issuer)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)

@@ -205,7 +205,11 @@ class OAuth2EndpointsMiddleware:
     cached client runs on the event loop (:func:`_answer_inline`).
     """
 
-    def __init__(self, app: ASGIApp, *, issuer: str, threads: int = 16) -> None:
+    def __init__(self, app: ASGIApp, *, issuer: str, threads: int = 4) -> None:
+        # Few threads: they contend for the GIL with the event loop. Introspection with a
+        # local PostgreSQL, 2 workers (docs/performance.md): 16 threads ~720/s and 1.8 ms of
+        # CPU per request, 4 threads ~1 100/s, 2 threads ~1 300/s, on the loop ~1 650/s
+        # (but a slow database would then stall every request of the worker).
         self.app = app
         self.issuer = issuer
         self._threads = threads
