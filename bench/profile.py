@@ -54,6 +54,7 @@ def main() -> int:
     parser.add_argument("endpoint", choices=["token", "introspection"])
     parser.add_argument("--report", type=Path, help="only summarise saved collapsed stacks")
     parser.add_argument("--requests", type=int, default=0, help="with --report")
+    parser.add_argument("--lines", action="store_true", help="one entry per line, not function")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--top", type=int, default=40)
@@ -63,7 +64,7 @@ def main() -> int:
                         help="sample every thread, not only the one holding the GIL")
     args = parser.parse_args()
     if args.report:
-        report(args.report, args.requests or 1, 10**6, 0, args.top, args.rate)
+        report(args.report, args.requests or 1, 10**6, 0, args.top, args.rate, args.lines)
         return 0
     py_spy = shutil.which("py-spy") or str(bench.BIN / "py-spy")
     if not Path(py_spy).exists():
@@ -121,11 +122,12 @@ def main() -> int:
         bench.RESULTS.mkdir(parents=True, exist_ok=True)
         keep = bench.RESULTS / f"profile-{args.endpoint}.txt"
         shutil.copy(raw, keep)
-    report(keep, requests, duration_us, bad, args.top, args.rate)
+    report(keep, requests, duration_us, bad, args.top, args.rate, args.lines)
     return 0
 
 
-def report(path: Path, requests: int, duration_us: int, bad: int, top: int, rate: int) -> None:
+def report(path: Path, requests: int, duration_us: int, bad: int, top: int, rate: int,
+           lines: bool = False) -> None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -140,6 +142,8 @@ def report(path: Path, requests: int, duration_us: int, bad: int, top: int, rate
         n = int(count)
         frames = [re.sub(r" \((/.*?)?(site-packages/|/work/main/)?", " (", f)
                   for f in stack.split(";")]
+        if not lines:  # one entry per function, not per line
+            frames = [re.sub(r":\d+\)$", ")", f) for f in frames]
         total += n
         for frame in set(frames):
             inclusive[frame] += n

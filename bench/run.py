@@ -12,11 +12,14 @@ Everything is throw-away and local (127.0.0.1 only):
   happens.
 
 The raw output of ``run.sh compare`` goes to ``bench/results/latest.txt`` (git-ignored),
-followed by the ratios ours / peer for each endpoint.
+followed by the ratios ours / peer for each endpoint (median of the rounds); run.sh's
+tab-separated results go to ``bench/results/latest.tsv``.
 
 Settings (environment): ``PEERS_DIR`` (the peer folder, default ``/work/shared/bench/peers``),
-``BENCH_WORKERS`` (default 2), ``MC_BENCH_PG_URL``, ``MC_BENCH_REDIS_URL``, and every knob of
-``run.sh`` (``ROUNDS``, ``DURATION``, ``WARMUP``, ``CONNS``, ``THREADS``) passed through.
+``BENCH_WORKERS`` (default 2), ``PEER_PORT``, ``MC_BENCH_PG_URL``, ``MC_BENCH_REDIS_URL``, and
+every knob of ``run.sh`` (``ROUNDS``, ``DURATION``, ``WARMUP``, ``CONNS``, ``THREADS``) passed
+through. ``PYTHONPATH`` reaches the server too: pointing it at a modified copy of the sources
+measures that copy against the same peer.
 """
 
 # Fixed local commands and 127.0.0.1 URLs built here, never user input:
@@ -187,7 +190,8 @@ def start_server(stack: ExitStack, env: dict[str, str], workers: int, log: Path)
                 proc.kill()
                 proc.wait(timeout=10)
         log_file.close()
-        say(f"server stopped (exit code {proc.returncode})")
+        how = "SIGTERM" if proc.returncode == -signal.SIGTERM else f"exit code {proc.returncode}"
+        say(f"server stopped ({how})")
 
     stack.callback(stop)
     wait_ready(env["MC_ISSUER"] + "/healthz", proc)
@@ -314,6 +318,8 @@ def main() -> int:
         (RESULTS / "latest.txt").write_text(
             "\n".join(header) + "\n\n" + raw + "\n" + ratios + "\n"
         )
+        if tsv:  # run.sh's own file lives in the throw-away directory
+            shutil.copy(tsv, RESULTS / "latest.tsv")
         if code != 0:
             log = (work / "server.log").read_text(errors="replace")[-3000:]
             say(f"run.sh failed (exit {code}); last lines of the server log:\n{log}")
