@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, update
 from sqlmodel import Session, col, delete, select
 
 from idp.models import (
@@ -128,6 +128,14 @@ def revoke_grant_tokens(*, session: Session, grant_id: str, now: datetime) -> li
 
 def is_jti_revoked(*, session: Session, jti: str) -> bool:
     return session.get(RevokedToken, jti) is not None
+
+
+_REVOKED = RevokedToken.__table__  # type: ignore[attr-defined]
+_IS_REVOKED = select(_REVOKED.c.jti).where(_REVOKED.c.jti == bindparam("jti"))
+
+
+def is_jti_revoked_conn(*, conn: Connection, jti: str) -> bool:
+    return conn.execute(_IS_REVOKED, {"jti": jti}).first() is not None
 
 
 def get_access_token_record(*, session: Session, jti: str) -> AccessTokenRecord | None:

@@ -104,7 +104,10 @@ async def read_oauth2_request(request: Request) -> StarletteOAuth2Request:
     if request.url.query:
         uri += "?" + request.url.query
     return StarletteOAuth2Request(
-        method=request.method, uri=uri, headers=request.headers, query=request.query_params,
+        method=request.method, uri=uri, headers=request.headers,
+        # RFC 6749 §3.2 / OIDC Core §3.1.2.1: a POST carries its parameters in the body only
+        # (codes, verifiers and tokens must not travel in URLs, which end up in logs).
+        query=QueryParams("") if request.method == "POST" else request.query_params,
         form=form, address=request.client.host if request.client else None,
     )
 
@@ -250,7 +253,7 @@ class OAuth2EndpointsMiddleware:
             uri += "?" + query
         client = scope.get("client")
         request = StarletteOAuth2Request(
-            method="POST", uri=uri, headers=Headers(scope=scope), query=QueryParams(query),
+            method="POST", uri=uri, headers=Headers(scope=scope), query=QueryParams(""),
             form=form, address=client[0] if client else None,
         )
         server: StarletteServer = scope["app"].state.oauth2_server

@@ -53,6 +53,10 @@ class KeyService:
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._view: KeyView | None = None
+        # Imported private keys by kid, with the ciphertext they came from: a reload that
+        # finds the same keys reuses them (an RSA private key import costs ~40 ms of CPU,
+        # with the GIL held, in OpenSSL's key check).
+        self._imported: dict[str, tuple[str, Key]] = {}
 
     # -- commands -------------------------------------------------------------------------
 
@@ -179,6 +183,7 @@ class KeyService:
                 session=session, statuses=["active", "next", "retiring"]
             )
             signing: dict[str, Key] = {}
+            imported: dict[str, tuple[str, Key]] = {}
             published: list[dict[str, Any]] = []
             for key in keys:
                 retire_after = key.retire_after
@@ -188,11 +193,18 @@ class KeyService:
                     continue
                 published.append(json.loads(key.public_jwk))
                 if key.status == "active":
-                    signing[key.alg] = load_private(self._cipher.decrypt(key.private_jwk))
+                    cached = self._imported.get(key.kid)
+                    if cached is not None and cached[0] == key.private_jwk:
+                        private = cached[1]
+                    else:
+                        private = load_private(self._cipher.decrypt(key.private_jwk))
+                    imported[key.kid] = (key.private_jwk, private)
+                    signing[key.alg] = private
         if set(signing) != set(SUPPORTED_ALGS):
             raise RuntimeError(
                 "signing keys missing: run `martinique-connect keys rotate` or `db upgrade`"
             )
+        self._imported = imported
         public = {"keys": published}
         return KeyView(
             signing=signing,

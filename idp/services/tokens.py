@@ -203,8 +203,9 @@ class TokenService:
     def is_revoked(self, jti: str) -> bool:
         if self._store.get(f"idp:revoked:{jti}"):
             return True
-        with Session(self._engine) as session:
-            return repository.is_jti_revoked(session=session, jti=jti)
+        # One statement outside a transaction: no BEGIN/ROLLBACK round trips for a read.
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return repository.is_jti_revoked_conn(conn=conn, jti=jti)
 
     def grant_for_jti(self, jti: str) -> Grant | None:
         with Session(self._engine, expire_on_commit=False) as session:

@@ -356,3 +356,15 @@ def test_security_headers_on_pages(flow) -> None:
                   if h.startswith("mc_csrf="))
     assert "httponly" in cookie.lower()
     assert "samesite=lax" in cookie.lower()
+
+
+def test_token_parameters_in_the_query_string_are_ignored(platform) -> None:
+    """RFC 6749 §3.2: parameters go in the POST body, never in the URL (logs)."""
+    client = platform.create_client(name="Requête", grant_types=["client_credentials"],
+                                    redirect_uris=[])
+    auth = (client["client_id"], client["client_secret"])
+    in_url = httpx.post(f"{platform.url}/token?grant_type=client_credentials", auth=auth)
+    assert in_url.status_code == 400
+    in_body = httpx.post(f"{platform.url}/token", auth=auth,
+                         data={"grant_type": "client_credentials"})
+    assert in_body.status_code == 200
