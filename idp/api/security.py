@@ -12,6 +12,7 @@ offers to continue to that service.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -97,6 +98,23 @@ def _guard(request: Request, provider: Provider, csrf: Csrf, csrf_token: str | N
     if found is None or not _recent(found[0]):
         return _to_sign_in(request, provider, _path(BASE, suite))
     return found
+
+
+def _change_factor(request: Request, provider: Provider, csrf: Csrf, csrf_token: str,
+                   templates: Jinja2Templates, suite: str, change: Callable[[User], object],
+                   done: str) -> Response:
+    """Rename or remove one factor: the form's checks, the change, then back to the page
+    (404 when the factor is not the person's)."""
+    found = _guard(request, provider, csrf, csrf_token, templates, suite)
+    if isinstance(found, Response):
+        return found
+    try:
+        change(found[1])
+    except NotFound as exc:
+        return error_page(request, templates, provider, heading="Introuvable",
+                          message=exc.message, status_code=404)
+    return finish(request, RedirectResponse(_path(BASE, suite, fait=done), status_code=303),
+                  provider)
 
 
 def _suite(request: Request, provider: Provider, suite: str | None) -> tuple[str, str | None]:
@@ -229,16 +247,11 @@ def totp_rename(
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     suite: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    found = _guard(request, provider, csrf, csrf_token, templates, suite)
-    if isinstance(found, Response):
-        return found
-    try:
-        provider.factors.rename_totp(found[1], factor_id, name, origin=origin_of(request))
-    except NotFound as exc:
-        return error_page(request, templates, provider, heading="Introuvable",
-                          message=exc.message, status_code=404)
-    return finish(request, RedirectResponse(_path(BASE, suite, fait="totp-renomme"),
-                                            status_code=303), provider)
+    return _change_factor(
+        request, provider, csrf, csrf_token, templates, suite,
+        lambda user: provider.factors.rename_totp(user, factor_id, name, origin=origin_of(request)),
+        "totp-renomme",
+    )
 
 
 @router.post(BASE + "/totp/{factor_id}/supprimer")
@@ -247,16 +260,11 @@ def totp_remove(
     csrf: CsrfDep, csrf_token: Annotated[str, Form(max_length=128)] = "",
     suite: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    found = _guard(request, provider, csrf, csrf_token, templates, suite)
-    if isinstance(found, Response):
-        return found
-    try:
-        provider.factors.remove_totp(found[1], factor_id, origin=origin_of(request))
-    except NotFound as exc:
-        return error_page(request, templates, provider, heading="Introuvable",
-                          message=exc.message, status_code=404)
-    return finish(request, RedirectResponse(_path(BASE, suite, fait="totp-supprime"),
-                                            status_code=303), provider)
+    return _change_factor(
+        request, provider, csrf, csrf_token, templates, suite,
+        lambda user: provider.factors.remove_totp(user, factor_id, origin=origin_of(request)),
+        "totp-supprime",
+    )
 
 
 # --- recovery codes ------------------------------------------------------------------------------
@@ -355,16 +363,12 @@ def passkey_rename(
     csrf_token: Annotated[str, Form(max_length=128)] = "",
     suite: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    found = _guard(request, provider, csrf, csrf_token, templates, suite)
-    if isinstance(found, Response):
-        return found
-    try:
-        provider.factors.rename_passkey(found[1], passkey_id, name, origin=origin_of(request))
-    except NotFound as exc:
-        return error_page(request, templates, provider, heading="Introuvable",
-                          message=exc.message, status_code=404)
-    return finish(request, RedirectResponse(_path(BASE, suite, fait="cle-renommee"),
-                                            status_code=303), provider)
+    return _change_factor(
+        request, provider, csrf, csrf_token, templates, suite,
+        lambda user: provider.factors.rename_passkey(user, passkey_id, name,
+                                                     origin=origin_of(request)),
+        "cle-renommee",
+    )
 
 
 @router.post(BASE + "/cles/{passkey_id}/supprimer")
@@ -373,13 +377,8 @@ def passkey_remove(
     csrf: CsrfDep, csrf_token: Annotated[str, Form(max_length=128)] = "",
     suite: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    found = _guard(request, provider, csrf, csrf_token, templates, suite)
-    if isinstance(found, Response):
-        return found
-    try:
-        provider.factors.remove_passkey(found[1], passkey_id, origin=origin_of(request))
-    except NotFound as exc:
-        return error_page(request, templates, provider, heading="Introuvable",
-                          message=exc.message, status_code=404)
-    return finish(request, RedirectResponse(_path(BASE, suite, fait="cle-supprimee"),
-                                            status_code=303), provider)
+    return _change_factor(
+        request, provider, csrf, csrf_token, templates, suite,
+        lambda user: provider.factors.remove_passkey(user, passkey_id, origin=origin_of(request)),
+        "cle-supprimee",
+    )
