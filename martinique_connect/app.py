@@ -41,7 +41,10 @@ def _templates() -> Jinja2Templates:
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(d)) for d in dirs]),
         autoescape=select_autoescape(["html"]), auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    # Pages mark their text with {{ _("…") }} / {% trans %}; the catalogues come with Babel.
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     return Jinja2Templates(env=env)
 
 
