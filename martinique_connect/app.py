@@ -26,6 +26,7 @@ from idp.api.discovery import WellKnownMiddleware
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors
 from martinique_connect.database import upgrade
+from martinique_connect.wiring import install_services
 from plateforme.db import make_engine
 from plateforme.kv import KeyValueStore, make_store
 from plateforme.logs import configure_logging
@@ -96,6 +97,7 @@ def create_app(
     )
     app.include_router(idp_router)
     app.include_router(admin_router)
+    install_services(app, provider, settings, engine, store, seed=initialise)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 import idp.models  # noqa: F401 - registers the provider's tables
 import plateforme.audit  # noqa: F401 - registers the audit journal
 import plateforme.db  # noqa: F401 - naming conventions
+import services_mutualises.models  # noqa: F401 - registers the catalogue's tables
 
 target_metadata = SQLModel.metadata
 
