@@ -155,7 +155,7 @@ def test_modify_and_delete_items_follow_the_subscription_states(actors: Actors) 
         "completed")
     sub = actors.buyer.get(f"/subscriptions/{sub_id}").json()
     assert sub["state"] == "terminated" and sub["terminated_at"]
-    history = [c for c in actors.approver.get(f"/orders/{delete['id']}").json()["history"]]
+    history = actors.approver.get(f"/orders/{delete['id']}").json()["history"]
     assert history[-1]["to_state"] == "completed"
     assert actors.approver.post(f"/subscriptions/{sub_id}/suspend",
                                 {"reason": "trop tard"}).status_code == 409
