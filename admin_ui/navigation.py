@@ -25,6 +25,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("organisations", "Organisations", "/admin/organisations", "orgs.view"),
     NavItem("cles", "Clés de signature", "/admin/cles", "keys.view"),
     NavItem("journal", "Journal d'audit", "/admin/journal", "audit.view"),
+    NavItem("services", "Services", "/admin/services", "services.view"),
 )
 
 

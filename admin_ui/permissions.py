@@ -35,6 +35,10 @@ ACTIONS: dict[str, str] = {
     "keys.view": "voir les clés de signature",
     "keys.rotate": "renouveler, retirer une clé de signature",
     "audit.view": "consulter et exporter le journal d'audit",
+    "services.view": "voir le catalogue de services, les commandes, l'inventaire et les relevés",
+    "services.order": "commander un service, annuler une commande, recevoir les identifiants",
+    "services.approve": "approuver, refuser, relancer une commande ; suspendre un abonnement",
+    "services.fibre": "voir les réserves de fibre et leur taux d'utilisation",
 }
 
 EVERYTHING = frozenset(ACTIONS)
@@ -46,15 +50,17 @@ MATRIX: dict[str, frozenset[str]] = {
         "dashboard.view", "people.view", "people.lock", "people.recover", "consents.view",
         "audit.view",
     }),
-    "catalogue_manager": frozenset({"dashboard.view"}),
-    "approver": frozenset({"dashboard.view"}),
+    "catalogue_manager": frozenset({"dashboard.view", "services.view", "services.fibre"}),
+    "approver": frozenset({"dashboard.view", "services.view", "services.approve",
+                           "services.fibre"}),
     "archival_authority": frozenset({"dashboard.view"}),
     "org_admin": frozenset({
         "dashboard.view", "clients.view", "clients.manage", "orgs.view", "members.manage",
+        "services.view", "services.order",
     }),
-    "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view"}),
+    "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view", "services.view"}),
     "archivist": frozenset({"dashboard.view"}),
-    "buyer": frozenset({"dashboard.view"}),
+    "buyer": frozenset({"dashboard.view", "services.view", "services.order"}),
 }
 
 

@@ -676,7 +676,13 @@ class OrderService:
         """``failed → inProgress`` and provisioning again (what succeeded before is found,
         not allocated twice)."""
         self._approver(principal)
-        self._move(order_id, "inProgress", principal.subject, "nouvelle tentative")
+
+        def guard(order: Order) -> None:
+            if order.state != "failed":
+                raise Conflict("Seule une commande en échec se relance : celle-ci est "
+                               f"« {ORDER_LABELS[order.state]} » ({order.state}).")
+
+        self._move(order_id, "inProgress", principal.subject, "nouvelle tentative", guard)
         return self._provision(order_id, principal.subject)
 
     def _requests(self, session: Session, order: Order, actor: str

@@ -34,6 +34,10 @@ PEOPLE = {"ctm_admin", "support"}
 RECOVER = {"ctm_admin", "support"}  # users in difficulty: the support's job
 LAMENTIN_READ = {"ctm_admin", "org_admin", "viewer"}
 LAMENTIN_MANAGE = {"ctm_admin", "org_admin"}
+SERVICES_VIEW = {"ctm_admin", "catalogue_manager", "approver", "org_admin", "viewer", "buyer"}
+SERVICES_BUY = {"org_admin", "buyer"}  # the catalogue refuses orders from the CTM's admin
+SERVICES_APPROVE = {"ctm_admin", "approver"}
+SERVICES_FIBRE = {"ctm_admin", "catalogue_manager", "approver"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,23 @@ ROUTES = [
     R("GET", "/admin/journal", PEOPLE),
     R("GET", "/admin/journal?action=client.", PEOPLE),
     R("GET", "/admin/journal.csv", PEOPLE),
+    # service catalogue ({svc_order}: a held order of Le Lamentin, {svc_sub}: a subscription)
+    R("GET", "/admin/services", SERVICES_VIEW),
+    R("GET", "/admin/services/commander?offre=acces-thd", SERVICES_BUY),
+    R("POST", "/admin/services/commander", SERVICES_BUY),
+    R("GET", "/admin/services/commandes", SERVICES_VIEW),
+    R("GET", "/admin/services/commandes?etat=held", SERVICES_VIEW),
+    R("GET", "/admin/services/commandes/{svc_order}", SERVICES_VIEW),
+    R("POST", "/admin/services/commandes/{svc_order}/approuver", SERVICES_APPROVE),
+    R("POST", "/admin/services/commandes/{svc_order}/refuser", SERVICES_APPROVE),
+    R("POST", "/admin/services/commandes/{svc_order}/relancer", SERVICES_APPROVE, status=409),
+    R("POST", "/admin/services/commandes/{svc_order}/annuler", SERVICES_BUY | {"ctm_admin"}),
+    R("POST", "/admin/services/abonnements/{svc_sub}/secret", SERVICES_BUY, status=404),
+    R("GET", "/admin/services/inventaire", SERVICES_VIEW),
+    R("GET", "/admin/services/fibre", SERVICES_FIBRE),
+    R("GET", "/admin/services/releves", SERVICES_VIEW),
+    R("GET", "/admin/services/releves?mois=2026-01", SERVICES_VIEW),
+    R("GET", "/admin/services/releves.csv", SERVICES_VIEW),
 ]
 
 
@@ -146,9 +167,21 @@ def world(platform: Any) -> Iterator[World]:
     member = platform.create_user()
     platform.provider.organisations.grant(member["id"], "lamentin", "viewer")
     platform.provider.organisations.grant(member["id"], "schoelcher", "viewer")
+    services = platform.live.app.state.services
+    services.seed(sites=True)
+    from services_mutualises import OrderCreate, OrderItemCreate, Principal
+
+    buyer = Principal(subject="test", org="lamentin", roles=frozenset({"buyer"}))
+    site = next(s.id for s in services.sites.list(buyer))
+    thd = OrderCreate(items=[OrderItemCreate(offering="acces-thd", site_id=site)])
+    held = services.orders.create(buyer, thd)
+    done = services.orders.approve(Principal(subject="test", org="ctm",
+                                             roles=frozenset({"approver"})),
+                                   services.orders.create(buyer, thd).id)
     targets = {"own": own["client_id"], "other": other["client_id"],
                "platform": ctm["client_id"], "person": str(person["id"]),
-               "member": str(member["id"])}
+               "member": str(member["id"]), "svc_order": str(held.id),
+               "svc_sub": str(done.items[0].subscription_id)}
     consoles: dict[str, Console] = {}
     consoles["no_role"] = open_console(platform)
     for role in PLATFORM_ROLES:
@@ -198,7 +231,8 @@ def test_each_persona_gets_what_the_table_says(world: World, platform: Any, rout
 def test_every_console_route_is_in_the_table(platform: Any) -> None:
     """A new page or action must be added to the table above."""
     tested = {(r.method, r.path.split("?")[0]) for r in ROUTES}
-    placeholders = {"{own}": "{client_id}", "{other}": "{client_id}",
+    placeholders = {"{svc_order}": "{order_id}", "{svc_sub}": "{subscription_id}",
+                    "{own}": "{client_id}", "{other}": "{client_id}",
                     "{platform}": "{client_id}", "{person}": "{user_id}",
                     "jeton-inconnu": "{token}", "cle-inconnue": "{kid}",
                     "lamentin": "{slug}", "schoelcher": "{slug}", "/ctm": "/{slug}"}
@@ -239,12 +273,13 @@ def test_lists_show_only_the_persona_s_organisations(world: World) -> None:
 def test_navigation_offers_only_what_the_persona_may_open(world: World) -> None:
     expected = {
         "ctm_admin": {"/admin/", "/admin/clients", "/admin/personnes", "/admin/organisations",
-                      "/admin/cles", "/admin/journal"},
+                      "/admin/cles", "/admin/journal", "/admin/services"},
         "support": {"/admin/", "/admin/personnes", "/admin/journal"},
-        "org_admin": {"/admin/", "/admin/clients", "/admin/organisations"},
-        "viewer": {"/admin/", "/admin/clients", "/admin/organisations"},
+        "org_admin": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services"},
+        "viewer": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services"},
         "archivist": {"/admin/"},
-        "catalogue_manager": {"/admin/"},
+        "catalogue_manager": {"/admin/", "/admin/services"},
+        "buyer": {"/admin/", "/admin/services"},
     }
     for persona, links in expected.items():
         page = world.consoles[persona].get("/admin/").text

@@ -61,6 +61,8 @@ def test_approval_provisions_and_completes(platform: Any, actors: Actors,
 
 def test_reject_needs_a_reason_and_is_final(actors: Actors) -> None:
     order = _thd_order(actors)
+    held_retry = actors.approver.post(f"/orders/{order['id']}/retry")
+    assert held_retry.status_code == 409 and "en échec" in held_retry.json()["detail"]
     assert actors.approver.post(f"/orders/{order['id']}/reject", {"reason": ""}
                                 ).status_code == 422
     rejected = actors.approver.post(f"/orders/{order['id']}/reject",
