@@ -28,6 +28,7 @@ run: $(STAMP)
 	@echo "  Boîte de démo      : http://127.0.0.1:8000/demo/boite  (les courriels envoyés)"
 	@echo "  Console            : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
 	@echo "                       mot de passe, puis le code à 6 chiffres de la commande « code du moment » ci-dessus"
+	@echo "  Services mutualisés : http://127.0.0.1:8000/admin/services (acheteur.lamentin@demo.mq commande, valideur.ctm@demo.mq approuve ; docs/services.md)"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \

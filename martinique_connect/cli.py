@@ -84,6 +84,7 @@ def initialise(provider: Any, *, console: bool = False) -> None:
         provider.organisations.seed()
     if console:
         provider.clients.ensure(*console_client(provider.settings), actor="initialisation")
+        _services(provider).seed(sites=False)  # the service catalogue and fibre reserves
 
 
 def _print_json(data: Any) -> None:
@@ -389,6 +390,7 @@ def demo_seed(
     provider = _provider(console=True)
     path = output or provider.settings.data_dir / "demo.json"
     result = seed(provider, path)
+    _services(provider).seed(sites=True)  # the catalogue and the communes' demo sites
     for login in result["logins"]:
         role = f"  ({login['role']}, console : {provider.issuer}/admin/)" if login.get("role") \
             else ""
@@ -417,6 +419,94 @@ def _totp_command(secret: str) -> str:
         pass
     # A base32 key (A-Z, 2-7) needs no quoting of its own.
     return f"{shlex.quote(python)} -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\""
+
+
+# --- services (the service catalogue) ------------------------------------------------------
+
+services_app = typer.Typer(no_args_is_help=True, help="Catalogue de services mutualisés.")
+services_catalogue_app = typer.Typer(no_args_is_help=True, help="Offres du catalogue.")
+services_orders_app = typer.Typer(no_args_is_help=True, help="Commandes.")
+services_app.add_typer(services_catalogue_app, name="catalogue")
+services_app.add_typer(services_orders_app, name="orders")
+app.add_typer(services_app, name="services")
+
+
+def _services(provider: Any | None = None) -> Any:
+    from martinique_connect.wiring import build_services
+    from plateforme.kv import make_store
+
+    provider = provider or _provider()
+    settings = provider.settings
+    return build_services(provider, settings, provider.engine,
+                          make_store(settings.redis_url, prefix=settings.redis_prefix))
+
+
+def _operator() -> Any:
+    """The command line acts as the platform's operator (it runs on the server)."""
+    from services_mutualises import Principal
+
+    return Principal(subject="cli", org="ctm", roles=frozenset({"ctm_admin"}))
+
+
+@services_app.command("seed")
+def services_seed() -> None:
+    """Create the catalogue, the fibre reserves and the demo sites (idempotent)."""
+    _services().seed(sites=True)
+    typer.echo("catalogue, réserves de fibre et sites de démonstration en place")
+
+
+@services_catalogue_app.command("list")
+def services_catalogue_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The offerings, with their active version and prices (euros excluding VAT)."""
+    from services_mutualises import euros
+
+    offerings = _services().catalogue.list(_operator())
+    if as_json:
+        _print_json([o.model_dump(mode="json") for o in offerings])
+        return
+    for o in offerings:
+        v = o.active_version
+        price = (f"{euros(v.one_off_cents)} € + {euros(v.monthly_cents)} €/mois"
+                 if v else "aucune version active")
+        typer.echo(f"{o.code:22} {o.name} — {price}")
+
+
+@services_orders_app.command("list")
+def services_orders_list(
+    state: Annotated[str | None, typer.Option(help="held, inProgress, completed…")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every order (newest first)."""
+    orders = _services().orders.list(_operator(), state=state)
+    if as_json:
+        _print_json([o.model_dump(mode="json") for o in orders])
+        return
+    for o in orders:
+        names = ", ".join(i.offering_name for i in o.items)
+        typer.echo(f"{o.id}  {o.organisation:16} {o.state:12} {names}")
+
+
+@services_app.command("statement")
+def services_statement(
+    month: Annotated[str, typer.Option("--month", help="Mois AAAA-MM.")],
+    org: Annotated[str | None, typer.Option("--org", help="Organisation (vide : la CTM).")]
+    = None,
+    as_csv: Annotated[bool, typer.Option("--csv")] = False,
+) -> None:
+    """A month's cost statement: what each member pays, alone, the saving."""
+    from services_mutualises import euros
+
+    services = _services()
+    statement = services.statements.compute(_operator(), month, org)
+    if as_csv:
+        typer.echo(services.statements.to_csv(statement), nl=False)
+        return
+    for m in statement.members:
+        typer.echo(f"{m.organisation_name:32} paie {euros(m.share_cents):>12} €   "
+                   f"seul {euros(m.alone_cents):>12} €   économie {euros(m.saving_cents):>12} €")
+    typer.echo(f"{'TOTAL':32} paie {euros(statement.total_cents):>12} €   "
+               f"seul {euros(statement.alone_cents):>12} €   "
+               f"économie {euros(statement.saving_cents):>12} €")
 
 
 def main() -> None:

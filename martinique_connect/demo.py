@@ -28,6 +28,11 @@ DEMO_USERS: list[dict[str, Any]] = [
      "given_name": "Alice", "family_name": "Administratrice", "role": ("ctm", "ctm_admin")},
     {"email": "mairie.lamentin@demo.mq", "password": "Mairie-Lamentin-97232",
      "given_name": "Louis", "family_name": "Lamentin", "role": ("lamentin", "org_admin")},
+    # the service catalogue (docs/services.md): a commune's buyer and a CTM approver
+    {"email": "acheteur.lamentin@demo.mq", "password": "Acheteur-Lamentin-97232",
+     "given_name": "Sonia", "family_name": "Acheteuse", "role": ("lamentin", "buyer")},
+    {"email": "valideur.ctm@demo.mq", "password": "Valideur-Services-CTM-972",
+     "given_name": "Victor", "family_name": "Valideur", "role": ("ctm", "approver")},
 ]
 
 DEMO_CLIENTS: list[dict[str, Any]] = [

@@ -1,0 +1,36 @@
+"""The ``services`` command group, run as a process against its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = Path(sys.executable).parent / "martinique-connect"
+
+
+def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MC_DATA_DIR": str(data_dir), "MC_ENVIRONMENT": "test"}
+    env.pop("MC_DATABASE_URL", None)
+    env.pop("MC_REDIS_URL", None)
+    return subprocess.run([str(CLI), *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_catalogue_orders_and_statement_commands(tmp_path: Path) -> None:
+    assert _run(tmp_path, "services", "seed").returncode == 0
+    listed = _run(tmp_path, "services", "catalogue", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    codes = {o["code"] for o in json.loads(listed.stdout)}
+    assert codes == {"fibre-noire", "acces-thd", "vpn-intersites", "lien-secours-sdis",
+                     "hebergement", "archivage", "martinique-connect"}
+    orders = _run(tmp_path, "services", "orders", "list", "--json")
+    assert orders.returncode == 0 and json.loads(orders.stdout) == []
+    statement = _run(tmp_path, "services", "statement", "--month", "2026-11", "--csv")
+    assert statement.returncode == 0
+    assert statement.stdout.splitlines()[-1].startswith("2026-11;;TOTAL;")
+    bad = _run(tmp_path, "services", "statement", "--month", "2026-13")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "erreur : mois invalide : 2026-13 (attendu AAAA-MM)"
