@@ -48,7 +48,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp
+	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp services_mutualises
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -19,7 +19,9 @@ def test_import_contracts_hold() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("package", ["idp", "idp.services", "idp.api", "demo_rp", "admin_ui"])
+@pytest.mark.parametrize("package", ["idp", "idp.services", "idp.api", "demo_rp", "admin_ui",
+                                     "services_mutualises",
+                                     "services_mutualises.provisioners"])
 def test_all_is_sorted_and_complete(package: str) -> None:
     module = importlib.import_module(package)
     exported = list(module.__all__)
