@@ -64,7 +64,8 @@ def catalogue_page(request: Request, staff: StaffDep) -> Response:
     principal = principal_of(staff)
     return render(request, "services/catalogue.html", _common(
         title="Catalogue des services", offerings=_catalogue(request).catalogue.list(principal),
-        can_order=staff.perms.can_somewhere("services.order")))
+        can_order=staff.perms.can_somewhere("services.order"),
+        can_fibre=staff.perms.can_somewhere("services.fibre")))
 
 
 def _order_form(request: Request, staff: Staff, code: str, values: dict[str, str],
