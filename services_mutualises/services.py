@@ -128,9 +128,10 @@ def check_transition(entity: str, current: str, target: str) -> None:
     table = ORDER_TRANSITIONS if entity == "order" else SUBSCRIPTION_TRANSITIONS
     labels = ORDER_LABELS if entity == "order" else SUBSCRIPTION_LABELS
     if target not in table.get(current, frozenset()):
-        what = "La commande" if entity == "order" else "L'abonnement"
+        what, pronoun = ("La commande", "elle") if entity == "order" else ("L'abonnement", "il")
         raise Conflict(f"{what} est « {labels.get(current, current)} » ({current}) : "
-                       f"elle ne peut pas passer à « {labels.get(target, target)} » ({target}).")
+                       f"{pronoun} ne peut pas passer à « {labels.get(target, target)} » "
+                       f"({target}).")
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -713,14 +714,23 @@ class OrderService:
             order = repository.get_order(session=session, order_id=order_id)
             assert order is not None
             work = self._requests(session, order, actor)
-            for item, sub, _, _ in work:  # subscriptions enter their pending state
-                target = {"add": "pendingActive", "delete": "pendingTerminate"}.get(item.action)
-                if target and sub.state != target:
-                    self._ctx.record(session, entity="subscription", entity_id=sub.id,
-                                     organisation=order.organisation, current=sub.state,
-                                     target=target, actor=actor, reason=None)
-                    sub.state = target
-                    session.add(sub)
+            try:
+                for item, sub, offering, _ in work:  # subscriptions enter their pending state
+                    if item.action == "modify" and sub.state != "active":
+                        raise Conflict(f"{offering.name} : l'abonnement est « "
+                                       f"{SUBSCRIPTION_LABELS[sub.state]} », il ne peut plus "
+                                       "être modifié.")
+                    target = {"add": "pendingActive",
+                              "delete": "pendingTerminate"}.get(item.action)
+                    if target and sub.state != target:
+                        self._ctx.record(session, entity="subscription", entity_id=sub.id,
+                                         organisation=order.organisation, current=sub.state,
+                                         target=target, actor=actor, reason=None)
+                        sub.state = target
+                        session.add(sub)
+            except DomainError as exc:  # the subscription changed since the order was placed
+                session.rollback()
+                return self._finish(order_id, actor, "failed", exc.message, [])
             session.commit()
         done: builtins.list[tuple[OrderItem, ProvisioningRequest, ProvisionOutcome | None]] = []
         failure: str | None = None

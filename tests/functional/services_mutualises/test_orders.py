@@ -161,3 +161,17 @@ def test_modify_and_delete_items_follow_the_subscription_states(actors: Actors) 
     assert history[-1]["to_state"] == "completed"
     assert actors.approver.post(f"/subscriptions/{sub_id}/suspend",
                                 {"reason": "trop tard"}).status_code == 409
+
+
+def test_an_order_on_a_subscription_that_changed_meanwhile_fails_cleanly(
+        actors: Actors) -> None:
+    done = actors.approver.post(f"/orders/{_thd_order(actors)['id']}/approve").json()
+    sub_id = done["items"][0]["subscription_id"]
+    first, second = (actors.buyer.post("/orders", {"items": [{
+        "action": "delete", "subscription_id": sub_id}]}).json() for _ in range(2))
+    assert actors.approver.post(f"/orders/{first['id']}/approve").json()["state"] == (
+        "completed")
+    late = actors.approver.post(f"/orders/{second['id']}/approve").json()
+    assert late["state"] == "failed"
+    assert "résilié" in late["state_reason"]
+    assert actors.buyer.get(f"/subscriptions/{sub_id}").json()["state"] == "terminated"
