@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from martinique_connect.database import upgrade
@@ -30,6 +33,7 @@ from services_mutualises import (
 )
 from services_mutualises.models import Offering, OfferingVersion, Order, Subscription
 
+PG_ADMIN_URL = os.environ.get("MC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 POPULATIONS = {"lamentin": 40_000, "fort-de-france": 80_000, "robert": 20_000,
                "schoelcher": 20_000}
 CTM = Principal(subject="valideur", org="ctm", roles=frozenset({"approver"}))
@@ -65,10 +69,40 @@ def _at(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[str]:
+    """A fresh database on each backend (PostgreSQL when reachable, as in the migration
+    tests; required under CI)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('svc') / 'svc.db'}"
+        return
+    try:
+        import psycopg
+
+        name = f"mc_svc_{secrets.token_hex(5)}"
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=2, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except Exception:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip("PostgreSQL not reachable")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://",
+                                                 "postgresql+psycopg://") + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[ServiceCatalogue]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'svc.db'}")
+def services(database: str, tmp_path: Path) -> Iterator[ServiceCatalogue]:
+    engine = make_engine(database)
     upgrade(engine)
+    with engine.begin() as conn:  # each test starts from the same rows
+        for table in ("svc_state_change", "svc_subscription", "svc_order_item", "svc_order",
+                      "svc_sharing_rule", "svc_offering_version", "svc_offering",
+                      "svc_fibre_pair", "svc_fibre_cable", "svc_fibre_pop", "svc_work_order",
+                      "svc_site"):
+            conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
     services = ServiceCatalogue(engine=engine, directory=Directory(), registrar=NoClients(),
                                 mailer=OutboxMailer(tmp_path / "outbox", sender="t@demo.mq"),
                                 store=InProcessStore(), secret_key="k" * 32)
