@@ -1,7 +1,7 @@
 """``make loadtest``: locust against a throw-away ``martinique-connect serve`` on 127.0.0.1.
 
     .venv/bin/python loadtests/run.py [--journeys mix] [--users 4] [--seconds 20]
-                                      [--workers 2] [--accounts 200] [--out var/loadtest]
+                                      [--workers 2] [--accounts N] [--out var/loadtest]
 
 The same set-up as ``make bench`` (``bench/run.py``, reused here): a temporary data
 directory, a temporary PostgreSQL database and Redis key prefix removed at the end (without
@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import platform
 import resource
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,8 +49,15 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "bench"))
-import run as bench  # noqa: E402 - bench/run.py: throw-away backends, server start/stop
+# bench/run.py (``make bench``): throw-away backends, server start and stop, reused as is.
+_spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+assert _spec is not None and _spec.loader is not None
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+# bench waits 60 s for /healthz; on a machine shared with other jobs the workers' start-up
+# can take longer: give them 180 s (start_server looks wait_ready up in its module).
+_wait_ready = bench.wait_ready
+bench.wait_ready = lambda url, proc, timeout=180: _wait_ready(url, proc, timeout)  # type: ignore[attr-defined]
 
 JOURNEYS = {  # name on the command line -> locust User classes
     "mix": ["FirstSignInUser", "SsoUser", "ResourceServerUser"],
@@ -180,6 +189,27 @@ def run_step(step: Step, *, server_pid: int, issuer: str, config: Path, out: Pat
     return step
 
 
+def redis_footprint(url: str, prefix: str, sample: int = 300) -> dict[str, dict[str, float]]:
+    """What the server keeps in Redis after the steps, per kind of key (the first segment
+    after the prefix): how many keys, and their mean size (``MEMORY USAGE``, a sample)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    counts: dict[str, int] = {}
+    sizes: dict[str, list[int]] = {}
+    try:
+        for key in client.scan_iter(match=prefix + "*", count=1000):
+            kind = key.decode()[len(prefix):].split(":", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+            if len(sizes.setdefault(kind, [])) < sample:
+                sizes[kind].append(int(client.memory_usage(key) or 0))
+    finally:
+        client.close()
+    return {kind: {"keys": counts[kind],
+                   "mean_bytes": round(sum(sizes[kind]) / max(len(sizes[kind]), 1))}
+            for kind in sorted(counts)}
+
+
 # --- report -----------------------------------------------------------------------------------
 
 
@@ -209,13 +239,20 @@ def write_report(out: Path, steps: list[Step], meta: dict[str, Any]) -> None:
               f"- machine : {meta['cpus']} cœurs logiques, {meta['machine']}",
               f"- charge annexe moyenne pendant le test (load average 1 min) : "
               f"{meta['loadavg_before']:.1f} avant, {meta['loadavg_after']:.1f} après", ""]
-    (out / "summary.md").write_text("\n".join(header) + summary_table(steps) + "\n")
+    redis_lines = ["", "Redis après le test (clés par sorte, taille moyenne) :", ""] + [
+        f"- `{kind}` : {v['keys']} clés, {v['mean_bytes']} octets en moyenne"
+        for kind, v in meta.get("redis", {}).items()]
+    (out / "summary.md").write_text("\n".join(header) + summary_table(steps) + "\n"
+                                    + "\n".join(redis_lines) + "\n")
 
 
 # --- main -------------------------------------------------------------------------------------
 
 
 def main() -> int:
+    # A SIGTERM (make interrupted, CI timeout) unwinds like Ctrl-C: the server is stopped and
+    # the throw-away database and Redis keys are removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description="Load tests (locust) against a throw-away "
                                      "server on 127.0.0.1.")
     parser.add_argument("--journeys", default="mix",
@@ -223,7 +260,9 @@ def main() -> int:
     parser.add_argument("--users", default="4", help="user counts, e.g. 1,2,4,8")
     parser.add_argument("--seconds", type=int, default=20, help="duration of each step")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--accounts", type=int, default=200, help="test accounts to create")
+    parser.add_argument("--accounts", type=int, default=0,
+                        help="test accounts to create (default: the largest user count; "
+                        "each simulated person signs in with an account of their own)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "loadtest")
     args = parser.parse_args()
     journeys = [j.strip() for j in args.journeys.split(",") if j.strip()]
@@ -231,6 +270,9 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown journey: {', '.join(unknown)} ({', '.join(JOURNEYS)})")
     counts = [int(u) for u in args.users.split(",")]
+    args.accounts = args.accounts or max(counts)
+    if args.accounts < max(counts):
+        parser.error("--accounts must be at least the largest user count (one account each)")
     out: Path = args.out
     if out.exists():
         shutil.rmtree(out)
@@ -282,6 +324,7 @@ def main() -> int:
             "workers": workers, "cpus": os.cpu_count(), "machine": platform.processor()
             or platform.machine(), "loadavg_before": loadavg_before,
             "loadavg_after": os.getloadavg()[0], "accounts": args.accounts,
+            "redis": redis_footprint(bench.REDIS_URL, prefix) if prefix else {},
         }
         write_report(out, steps, meta)
     print()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -112,7 +112,7 @@ def create_dev_certificates(out: Path, names: list[str] | tuple[str, ...] = DEFA
         raise ValueError(f"durée de validité entre 1 et {SERVER_DAYS} jours")
     sans = subject_alternative_names(names)
     out.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ca_cert_path, ca_key_path = out / "ca.crt", out / "ca.key"
     ca_created = new_ca or not (ca_cert_path.exists() and ca_key_path.exists())
     if ca_created:

@@ -6,7 +6,7 @@ Each ``TaskSet`` has one task: one complete journey per iteration, reported to l
 
 from __future__ import annotations
 
-import random
+import itertools
 import secrets
 from typing import Any
 
@@ -27,6 +27,14 @@ FIRST_SIGN_IN = "premiere connexion (authorize, connexion, consentement, token, 
 SSO_FIRST = "sso : connexion a l'application A"
 SSO_SECOND = "sso : seconde application sans mot de passe (authorize, token, userinfo)"
 RESOURCE_SERVER = "serveur de ressources (client_credentials, introspection)"
+
+# Each simulated person gets an account of their own (in this locust process), as in real
+# life: one person does not sign in from several browsers at the same instant.
+_accounts = itertools.count()
+
+
+def own_account(cfg: Config) -> str:
+    return cfg.users[next(_accounts) % len(cfg.users)]
 
 
 def code_flow(journey: Journey, cfg: Config, app: App, email: str, *, expect_login: bool,
@@ -81,12 +89,15 @@ class FirstSignIn(TaskSet):
     (CSRF token from the page), consent (``prompt=consent``: asked every time, as at a first
     visit), the code exchanged with PKCE, then userinfo."""
 
+    def on_start(self) -> None:
+        self.email = own_account(config())
+
     @task
     def first_sign_in(self) -> None:
         cfg = config()
         self.client.cookies.clear()
         with Journey(self.user, FIRST_SIGN_IN) as journey:
-            code_flow(journey, cfg, cfg.apps[0], random.choice(cfg.users), expect_login=True,
+            code_flow(journey, cfg, cfg.apps[0], self.email, expect_login=True,
                       prompt="consent")
 
 
@@ -94,10 +105,13 @@ class SsoSecondApplication(TaskSet):
     """A citizen signs in to application A, then opens application B: the provider's
     session answers without a password (single sign-on). Both halves are reported."""
 
+    def on_start(self) -> None:
+        self.email = own_account(config())
+
     @task
     def sso(self) -> None:
         cfg = config()
-        email = random.choice(cfg.users)
+        email = self.email
         self.client.cookies.clear()
         with Journey(self.user, SSO_FIRST) as first:
             code_flow(first, cfg, cfg.apps[0], email, expect_login=True)

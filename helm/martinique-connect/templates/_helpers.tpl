@@ -94,16 +94,23 @@ MC_SEDA_SCHEMA_DIR: {{ .Values.sedaSchemas.mountPath | quote }}
     secretKeyRef:
       name: {{ .Values.secrets.redis.existingSecret }}
       key: {{ .Values.secrets.redis.key }}
-- name: AWS_ACCESS_KEY_ID
+- name: MC_S3_ACCESS_KEY
   valueFrom:
     secretKeyRef:
       name: {{ .Values.secrets.s3.existingSecret }}
       key: {{ .Values.secrets.s3.accessKeyIdKey }}
-- name: AWS_SECRET_ACCESS_KEY
+- name: MC_S3_SECRET_KEY
   valueFrom:
     secretKeyRef:
       name: {{ .Values.secrets.s3.existingSecret }}
       key: {{ .Values.secrets.s3.secretAccessKeyKey }}
+{{- if .Values.secrets.metrics.existingSecret }}
+- name: MC_METRICS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secrets.metrics.existingSecret }}
+      key: {{ .Values.secrets.metrics.key }}
+{{- end }}
 {{- if .Values.secrets.smtp.existingSecret }}
 - name: MC_SMTP_URL
   valueFrom:

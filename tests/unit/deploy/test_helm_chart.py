@@ -149,11 +149,12 @@ def test_the_deployments_probe_health_and_readiness_and_run_hardened() -> None:
 
 def test_secrets_come_from_existing_secrets_only() -> None:
     helpers = template_texts()["_helpers.tpl"]
-    for env in ("MC_SECRET_KEY", "MC_DATABASE_URL", "MC_REDIS_URL", "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY", "MC_SMTP_URL"):
+    for env in ("MC_SECRET_KEY", "MC_DATABASE_URL", "MC_REDIS_URL", "MC_S3_ACCESS_KEY",
+                "MC_S3_SECRET_KEY", "MC_METRICS_TOKEN", "MC_SMTP_URL"):
         block = helpers.split(f"- name: {env}", 1)[1].split("- name:", 1)[0]
         assert "secretKeyRef" in block and ".existingSecret" in block, env
-    config_block = helpers.split('define "martinique-connect.config"', 1)[1].split("{{- end }}\n\n", 1)[0]
+    config_block = helpers.split('define "martinique-connect.config"', 1)[1]
+    config_block = config_block.split("{{- end }}\n\n", 1)[0]
     assert "SECRET" not in config_block and "DATABASE" not in config_block
     assert not any(p.name.startswith("secret") for p in TEMPLATES.iterdir())
     assert not re.search(r"(?i)password|secret_?key:\s*\S", (CHART / "values.yaml").read_text()
