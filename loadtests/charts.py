@@ -49,7 +49,7 @@ def step_points(history: Path) -> dict[str, dict[str, float]]:
 
 
 def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    return re.sub(r"[^a-z0-9]+", "-", name.split(" (")[0].lower()).strip("-")[:50]
 
 
 def draw(report: Path, out: Path) -> list[Path]:

@@ -82,6 +82,7 @@ class Step:
     cpu_seconds: float = 0.0  # server processes, during the step
     locust_cpu_seconds: float = 0.0
     worker_rss_mb: list[float] = field(default_factory=list)  # peak, per worker
+    worker_uss_mb: list[float] = field(default_factory=list)  # peak unique memory, per worker
     requests: int = 0
     failures: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per JOURNEY entry
@@ -107,12 +108,15 @@ def cpu_of(processes: list[psutil.Process]) -> dict[int, float]:
 
 
 class RssSampler(threading.Thread):
-    """The largest resident set size of each worker, sampled twice a second."""
+    """The largest resident set size (RSS: with the shared libraries' pages) and unique set
+    size (USS: what the worker alone holds, freed if it stopped) of each worker, sampled
+    twice a second."""
 
     def __init__(self, workers: list[psutil.Process]) -> None:
         super().__init__(daemon=True)
         self.workers = workers
         self.peak = {p.pid: 0 for p in workers}
+        self.peak_uss = {p.pid: 0 for p in workers}
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -122,7 +126,9 @@ class RssSampler(threading.Thread):
     def sample(self) -> None:
         for proc in self.workers:
             try:
-                self.peak[proc.pid] = max(self.peak[proc.pid], proc.memory_info().rss)
+                full = proc.memory_full_info()
+                self.peak[proc.pid] = max(self.peak[proc.pid], full.rss)
+                self.peak_uss[proc.pid] = max(self.peak_uss[proc.pid], full.uss)
             except psutil.NoSuchProcess:
                 continue
 
@@ -150,8 +156,21 @@ def read_stats(prefix: Path) -> tuple[int, int, list[dict[str, Any]]]:
     return requests, failures, rows
 
 
+def start_profilers(step: Step, workers: list[psutil.Process], out: Path) -> list[Any]:
+    """``py-spy record`` on each worker for the step (every active thread: argon2 runs with
+    the GIL released, ``--gil`` would hide it). Collapsed stacks in ``<step>-<pid>.txt``,
+    summarised by ``bench/profile.py --report FILE --requests N``."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return [subprocess.Popen(
+        [py_spy, "record", "--pid", str(w.pid), "--duration", str(step.seconds), "--rate", "100",
+         "--format", "raw", "--nonblocking", "-o", str(out / f"{step.label}-{w.pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for w in workers]
+
+
 def run_step(step: Step, *, server_pid: int, issuer: str, config: Path, out: Path,
-             env: dict[str, str]) -> Step:
+             env: dict[str, str], profile: bool = False) -> Step:
     prefix = out / step.label
     main, workers = server_processes(server_pid)
     watched = [main, *[w for w in workers if w.pid != main.pid]]
@@ -170,8 +189,11 @@ def run_step(step: Step, *, server_pid: int, issuer: str, config: Path, out: Pat
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=locust_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    profilers = start_profilers(step, workers, out) if profile else []
     output, _ = proc.communicate(timeout=step.seconds + 120)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # locust, once waited for
+    for profiler in profilers:
+        profiler.wait(timeout=60)
     step.locust_cpu_seconds = round(
         children_after.ru_utime + children_after.ru_stime
         - children_before.ru_utime - children_before.ru_stime, 2)
@@ -181,6 +203,7 @@ def run_step(step: Step, *, server_pid: int, issuer: str, config: Path, out: Pat
     after = cpu_of(watched)
     step.cpu_seconds = round(sum(after[pid] - before.get(pid, 0.0) for pid in after), 2)
     step.worker_rss_mb = [round(v / 2**20, 1) for v in sampler.peak.values()]
+    step.worker_uss_mb = [round(v / 2**20, 1) for v in sampler.peak_uss.values()]
     (out / f"{step.label}.log").write_text(output)
     step.requests, step.failures, step.rows = read_stats(prefix)
     if proc.returncode not in (0, 1):  # 1: locust's "there were failures"
@@ -190,8 +213,9 @@ def run_step(step: Step, *, server_pid: int, issuer: str, config: Path, out: Pat
 
 
 def redis_footprint(url: str, prefix: str, sample: int = 300) -> dict[str, dict[str, float]]:
-    """What the server keeps in Redis after the steps, per kind of key (the first segment
-    after the prefix): how many keys, and their mean size (``MEMORY USAGE``, a sample)."""
+    """What the server keeps in Redis after the steps, per kind of key (the first two
+    segments after the prefix, e.g. ``idp:session``): how many keys, and their mean size
+    (``MEMORY USAGE``, on a sample)."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -199,7 +223,7 @@ def redis_footprint(url: str, prefix: str, sample: int = 300) -> dict[str, dict[
     sizes: dict[str, list[int]] = {}
     try:
         for key in client.scan_iter(match=prefix + "*", count=1000):
-            kind = key.decode()[len(prefix):].split(":", 1)[0]
+            kind = ":".join(key.decode()[len(prefix):].split(":")[:2])
             counts[kind] = counts.get(kind, 0) + 1
             if len(sizes.setdefault(kind, [])) < sample:
                 sizes[kind].append(int(client.memory_usage(key) or 0))
@@ -216,8 +240,9 @@ def redis_footprint(url: str, prefix: str, sample: int = 300) -> dict[str, dict[
 def summary_table(steps: list[Step]) -> str:
     lines = [
         "| étape | utilisateurs | parcours | terminés | échecs | parcours/s | médiane ms | "
-        "p95 ms | CPU serveur s | parcours par s CPU | RSS max par worker Mo |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "p95 ms | CPU serveur s | parcours par s CPU | RSS max par worker Mo | "
+        "USS max par worker Mo |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for step in steps:
         for row in step.rows:
@@ -226,7 +251,8 @@ def summary_table(steps: list[Step]) -> str:
                 f"| {step.label} | {step.users} | {row['journey']} | {row['count']} | "
                 f"{row['failures']} | {row['per_second']:.1f} | {row['median_ms']:.0f} | "
                 f"{row['p95_ms']:.0f} | {step.cpu_seconds:.1f} | {per_cpu:.1f} | "
-                f"{', '.join(f'{v:.0f}' for v in step.worker_rss_mb)} |"
+                f"{', '.join(f'{v:.0f}' for v in step.worker_rss_mb)} | "
+                f"{', '.join(f'{v:.0f}' for v in step.worker_uss_mb)} |"
             )
     return "\n".join(lines)
 
@@ -264,6 +290,8 @@ def main() -> int:
                         help="test accounts to create (default: the largest user count; "
                         "each simulated person signs in with an account of their own)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "loadtest")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the workers with py-spy during each step")
     args = parser.parse_args()
     journeys = [j.strip() for j in args.journeys.split(",") if j.strip()]
     unknown = [j for j in journeys if j not in JOURNEYS]
@@ -318,7 +346,7 @@ def main() -> int:
                 step = Step(label=f"{journey}-u{users}", journeys=journey, users=users,
                             seconds=args.seconds, workers=workers, backend=backend)
                 steps.append(run_step(step, server_pid=server_pid, issuer=issuer,
-                                      config=config, out=out, env=env))
+                                      config=config, out=out, env=env, profile=args.profile))
         meta = {
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "backend": backend,
             "workers": workers, "cpus": os.cpu_count(), "machine": platform.processor()
