@@ -246,11 +246,13 @@ def summary_table(steps: list[Step]) -> str:
     ]
     for step in steps:
         for row in step.rows:
-            per_cpu = row["count"] / step.cpu_seconds if step.cpu_seconds else 0.0
+            # The server's CPU time is per step: per journey only when the step ran one.
+            per_cpu = (f"{row['count'] / step.cpu_seconds:.1f}"
+                       if step.cpu_seconds and step.journeys != "mix" else "–")
             lines.append(
                 f"| {step.label} | {step.users} | {row['journey']} | {row['count']} | "
                 f"{row['failures']} | {row['per_second']:.1f} | {row['median_ms']:.0f} | "
-                f"{row['p95_ms']:.0f} | {step.cpu_seconds:.1f} | {per_cpu:.1f} | "
+                f"{row['p95_ms']:.0f} | {step.cpu_seconds:.1f} | {per_cpu} | "
                 f"{', '.join(f'{v:.0f}' for v in step.worker_rss_mb)} | "
                 f"{', '.join(f'{v:.0f}' for v in step.worker_uss_mb)} |"
             )

