@@ -55,5 +55,13 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py
 
+## make loadtest: a short headless locust profile (every journey, 4 users, 20 s) against a
+## throw-away `serve --workers 2` on 127.0.0.1 (PostgreSQL + Redis when reachable); locust's
+## CSV and HTML reports in var/loadtest/. Capacity steps: see docs/capacite.md, e.g.
+## make loadtest LOADTEST_ARGS="--journeys first-sign-in,sso,resource-server --users 1,2,4,8"
+.PHONY: loadtest
+loadtest: $(STAMP)
+	$(BIN)/python loadtests/run.py $(LOADTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -30,9 +30,11 @@ audit_app = typer.Typer(no_args_is_help=True, help="Journal d'audit.")
 tokens_app = typer.Typer(no_args_is_help=True, help="Jetons.")
 orgs_app = typer.Typer(no_args_is_help=True, help="Organisations (communes, EPCI, CTM, SDIS).")
 members_app = typer.Typer(no_args_is_help=True, help="Rôles des personnes dans les organisations.")
+certs_app = typer.Typer(no_args_is_help=True, help="Certificats TLS de développement.")
 for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
                   (users_app, "users"), (demo_app, "demo"), (audit_app, "audit"),
-                  (tokens_app, "tokens"), (orgs_app, "orgs"), (members_app, "members")):
+                  (tokens_app, "tokens"), (orgs_app, "orgs"), (members_app, "members"),
+                  (certs_app, "certs")):
     app.add_typer(sub, name=name)
 
 
@@ -373,6 +375,34 @@ def audit_verify() -> None:
 def tokens_purge() -> None:
     """Delete expired refresh tokens and revocation entries."""
     typer.echo(f"{_provider().tokens.purge()} entrées expirées supprimées")
+
+
+# --- certs -------------------------------------------------------------------------------------
+
+
+@certs_app.command("dev")
+def certs_dev(
+    out: Annotated[Path, typer.Option(help="Dossier de sortie.")] = Path("certs/dev"),
+    name: Annotated[list[str] | None, typer.Option(
+        help="Nom DNS ou adresse IP du serveur (répétable ; défaut : localhost, 127.0.0.1, ::1)."
+    )] = None,
+    days: Annotated[int, typer.Option(help="Validité du certificat serveur, en jours.")] = 397,
+    new_ca: Annotated[bool, typer.Option("--new-ca", help="Remplacer l'AC existante.")] = False,
+) -> None:
+    """Create a local CA (kept if present) and a TLS server certificate signed by it."""
+    from martinique_connect.certs import DEFAULT_NAMES, create_dev_certificates
+
+    try:
+        made = create_dev_certificates(out, tuple(name or DEFAULT_NAMES), days=days,
+                                       new_ca=new_ca)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(f"autorité de certification : {made.ca_cert}"
+               f"{' (créée)' if made.ca_created else ' (existante, gardée)'}")
+    typer.echo(f"certificat serveur : {made.server_cert} ; clé : {made.server_key} ; "
+               f"chaîne : {made.server_chain}")
+    typer.echo(f"servir en https : uvicorn … --ssl-certfile {made.server_chain} "
+               f"--ssl-keyfile {made.server_key} ; faire confiance à {made.ca_cert}")
 
 
 # --- demo --------------------------------------------------------------------------------------
