@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from idp import repository
@@ -27,6 +28,21 @@ class ConsentService:
     def record(
         self, user_id: uuid.UUID, client_id: str, scope: str, *, implied: bool,
         address: str | None = None, request_id: str | None = None,
+    ) -> None:
+        # Two sessions of one person consenting at the same moment both try to insert the
+        # row: the loser retries once and merges its scopes into the winner's row.
+        for attempt in range(2):
+            try:
+                self._record(user_id, client_id, scope, implied=implied, address=address,
+                             request_id=request_id)
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
+
+    def _record(
+        self, user_id: uuid.UUID, client_id: str, scope: str, *, implied: bool,
+        address: str | None, request_id: str | None,
     ) -> None:
         with Session(self._engine) as session:
             consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
