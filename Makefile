@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MC_DATA_DIR ?= var
 
-.PHONY: run test test-fast bench lint install browser clean
+.PHONY: run test test-fast bench lint install browser clean messages
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp
 	$(BIN)/lint-imports
+
+## make messages: extract the citizen pages' strings (babel.cfg), update the catalogues
+## idp/locales/<lang>/LC_MESSAGES/messages.po and compile them (.mo files are not committed:
+## the application compiles a .po in memory when its .mo is missing or older).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Msg --sort-by-file --no-wrap \
+	  --project="Martinique Connect" --version=0.1.0 \
+	  --copyright-holder="Collectivité Territoriale de Martinique" -o idp/locales/messages.pot .
+	$(BIN)/pybabel update -i idp/locales/messages.pot -d idp/locales --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d idp/locales --statistics
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)

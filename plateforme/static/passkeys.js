@@ -12,10 +12,12 @@
 (function () {
   "use strict";
 
+  // The page gives these sentences in its language (base.html, data-texte-*).
+  function text(name, french) { return document.body.getAttribute("data-texte-" + name) || french; }
   var MESSAGES = {
-    waiting: "Suivez les instructions de votre navigateur ou de votre appareil…",
-    failed: "La clé d'accès n'a pas pu être utilisée. Réessayez ou choisissez une autre méthode.",
-    cancelled: "Opération annulée. Vous pouvez réessayer.",
+    waiting: text("attente", "Suivez les instructions de votre navigateur ou de votre appareil…"),
+    failed: text("echec", "La clé d'accès n'a pas pu être utilisée. Réessayez ou choisissez une autre méthode."),
+    cancelled: text("annule", "Opération annulée. Vous pouvez réessayer."),
   };
 
   function toBytes(value) {
