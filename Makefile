@@ -17,17 +17,22 @@ install: $(STAMP)
 
 ## make run: migrations, signing keys, demo data, then the provider (8000) and the two demo
 ## applications (8001 cantine, 8002 stationnement). Ctrl-C stops everything.
+## The provider answers on http://localhost:8000 (not 127.0.0.1, DESIGN's default for
+## MC_ISSUER): browsers refuse passkeys (WebAuthn) on an IP address. MC_ISSUER=… make run
+## chooses another address.
+run: export MC_ISSUER ?= http://localhost:8000
 run: $(STAMP)
 	$(BIN)/martinique-connect db upgrade
 	$(BIN)/martinique-connect demo seed
 	@echo ""
-	@echo "  Martinique Connect : http://127.0.0.1:8000/.well-known/openid-configuration"
+	@echo "  Martinique Connect : $(MC_ISSUER)/.well-known/openid-configuration"
 	@echo "  Cantine scolaire   : http://127.0.0.1:8001/"
 	@echo "  Stationnement      : http://127.0.0.1:8002/"
-	@echo "  Créer un compte    : http://127.0.0.1:8000/inscription  (mon compte : /compte/)"
-	@echo "  Boîte de démo      : http://127.0.0.1:8000/demo/boite  (les courriels envoyés)"
-	@echo "  Console            : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
+	@echo "  Créer un compte    : $(MC_ISSUER)/inscription  (mon compte : /compte/)"
+	@echo "  Boîte de démo      : $(MC_ISSUER)/demo/boite  (les courriels envoyés)"
+	@echo "  Console            : $(MC_ISSUER)/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
 	@echo "                       mot de passe, puis le code à 6 chiffres de la commande « code du moment » ci-dessus"
+	@echo "  Clés d'accès       : ouvrez les pages par localhost (les navigateurs les refusent sur 127.0.0.1)"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \

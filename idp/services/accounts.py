@@ -36,8 +36,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, delete, select
 
 from idp import passwords, repository
 from idp.i18n import N_, Msg
@@ -59,6 +60,11 @@ log = logging.getLogger(__name__)
 VERIFY_LIFETIME = timedelta(hours=24)
 RESET_LIFETIME = timedelta(hours=1)
 EMAIL_CHANGE_LIFETIME = timedelta(hours=24)
+# A never-confirmed account is deleted once its last confirmation link has been dead this long.
+UNCONFIRMED_MARGIN = timedelta(hours=24)
+# How often a registration also purges the never-confirmed accounts (at most once per period,
+# across every worker: a key in the key-value store).
+PURGE_PERIOD = 3600
 # Messages one address may receive per hour from the account pages (beyond: silently none).
 MAIL_PER_HOUR = 8
 # Registration, reset and resend requests one network address may make per hour.
@@ -369,9 +375,52 @@ class AccountService:
             errors["password_confirmation"] = MISMATCH
         return FormCheck(errors, strength)
 
+    def purge_unconfirmed(self, *, older_than: timedelta | None = None, dry_run: bool = False,
+                          actor: str = "purge") -> list[str]:
+        """Delete the accounts whose address was never confirmed and which have had no
+        confirmation link for ``older_than`` (default: a link's life plus a day's margin).
+        Return their addresses. Each deletion is one transaction with its audit event, and
+        re-checks the conditions: an address confirmed meanwhile keeps its account."""
+        age = older_than if older_than is not None else VERIFY_LIFETIME + UNCONFIRMED_MARGIN
+        cutoff = utcnow() - age
+        recent_link = exists().where(
+            col(EmailToken.user_id) == col(User.id), col(EmailToken.purpose) == "verify",
+            col(EmailToken.created_at) >= cutoff)
+        stale = (col(User.email_verified).is_(False), col(User.created_at) < cutoff,
+                 ~recent_link)
+        with Session(self._engine) as session:
+            found = session.exec(select(User.id, User.email).where(*stale)).all()
+        if dry_run:
+            return [email for _, email in found]
+        purged: list[str] = []
+        for uid, email in found:
+            with Session(self._engine) as session:
+                result = session.exec(delete(User).where(  # type: ignore[call-overload]
+                    col(User.id) == uid, *stale))
+                if not result.rowcount:
+                    continue
+                append(session, AuditRecord(
+                    action="account.purge_unconfirmed", actor=actor, target=str(uid),
+                    reason=f"adresse jamais confirmée (plus de {age.total_seconds() / 3600:g} h)"))
+                session.commit()
+                purged.append(email)
+        if purged:
+            log.info("purged %d never-confirmed account(s)", len(purged))
+        return purged
+
+    def purge_unconfirmed_if_due(self) -> None:
+        """The opportunistic purge: at most once per ``PURGE_PERIOD`` over the whole cluster."""
+        if self._p.store.set("idp:purge-unconfirmed", "1", ttl=PURGE_PERIOD, nx=True):
+            self.purge_unconfirmed()
+
     def register(self, data: Registration, caller: Caller) -> None:
         """Create an unconfirmed account and email its confirmation link; for a known address,
-        tell its owner instead. The caller cannot tell which happened."""
+        tell its owner instead. The caller cannot tell which happened. Runs the opportunistic
+        purge of never-confirmed accounts first (in the background, like all of this)."""
+        try:
+            self.purge_unconfirmed_if_due()
+        except Exception:  # noqa: BLE001 - the purge must not stop a registration
+            log.exception("purge of never-confirmed accounts failed")
         email = normalise_email(data.email)
         with Session(self._engine, expire_on_commit=False) as session:
             existing = repository.get_user_by_email(session=session, email=email)

@@ -58,6 +58,7 @@ ACTIVITY_LABELS = {
     "account.register": N_("Création du compte"),
     "account.register_existing": N_("Tentative de création d'un compte avec votre adresse"),
     "account.verify_email": N_("Confirmation de l'adresse électronique"),
+    "account.purge_unconfirmed": N_("Suppression d'un compte jamais confirmé"),
     "account.verification_resent": N_("Nouveau lien de confirmation demandé"),
     "account.export": N_("Téléchargement de vos données"),
     "account.delete": N_("Suppression du compte"),

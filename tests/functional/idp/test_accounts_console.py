@@ -88,7 +88,8 @@ def test_profile_edit_and_address_change_confirmed_by_the_new_address(
                       phone_number="+596 696 12 34 56", street_address="12 rue Schœlcher",
                       postal_code="97200", locality="Fort-de-France", locale="en")
     assert saved.status_code == 303
-    assert "Votre profil est enregistré." in browser.get(platform.url + saved.headers[
+    # The account now prefers English: its pages follow.
+    assert "Your profile is saved." in browser.get(platform.url + saved.headers[
         "location"]).text
     stored = platform.provider.users.get(user["id"])
     assert stored.given_name == "Marie-Josée" and stored.locale == "en"
