@@ -67,11 +67,18 @@ class Msg(str):
         return cls(" ".join(f"%({name})s" for name in values), **values)
 
 
+class _French(NullTranslations):
+    """The source strings, with French plurals (0 and 1 take the singular)."""
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return msgid1 if n <= 1 else msgid2
+
+
 @lru_cache(maxsize=8)
 def translations(locale: str) -> NullTranslations:
     """The catalogue of ``locale`` (French and unknown languages: the source strings)."""
     if locale not in LOCALES or locale == DEFAULT_LOCALE:
-        return NullTranslations()
+        return _French()
     folder = LOCALE_DIR / locale / "LC_MESSAGES"
     po, mo = folder / "messages.po", folder / "messages.mo"
     if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
