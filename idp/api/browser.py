@@ -160,12 +160,20 @@ def text(request: Request, provider: Provider, message: str) -> str:
     return i18n.translate(page_locale(request, provider), message)
 
 
+# The query parameters a page keeps when it comes back after a change of language (not
+# ui_locales, which would override the choice, nor an authorization request's parameters).
+_KEPT_PARAMETERS = ("retour", "suite")
+
+
 def _here(request: Request, interaction_id: str | None) -> str:
     """This page's address to come back to after switching language."""
     if interaction_id:
         return request.url.path + "?" + urlencode({"interaction": interaction_id})
-    query = f"?{request.url.query}" if request.method == "GET" and request.url.query else ""
-    return request.url.path + query
+    kept = {name: value for name in _KEPT_PARAMETERS
+            if (value := request.query_params.get(name)) and len(value) <= 200
+            and (name != "retour" or (value.startswith("/") and not value.startswith("//")
+                                      and "\\" not in value))}
+    return request.url.path + ("?" + urlencode(kept) if kept else "")
 
 
 def language_context(request: Request, provider: Provider, interaction_id: str | None

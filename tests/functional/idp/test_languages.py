@@ -186,3 +186,13 @@ def test_registration_defaults_the_message_language_to_the_page(
                            headers={"Accept-Language": "en"})
     assert re.search(r'<option value="en" lang="en" selected>English</option>', page.text)
     assert "Format attendu" not in page.text
+
+
+def test_switching_away_from_a_ui_locales_page_takes_effect(platform, browser: Browser) -> None:
+    page = browser.get(f"{platform.url}/inscription?ui_locales=gcf")
+    assert lang_of(page.text) == "gcf"
+    link = re.search(r'<a href="([^"]+)" lang="en"', page.text)
+    assert link
+    english = browser.get(platform.url + link.group(1).replace("&amp;", "&"))
+    assert str(english.url).endswith("/inscription")
+    assert lang_of(english.text) == "en"
