@@ -9,6 +9,7 @@ page, whatever happened (see :mod:`idp.services.accounts`).
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -48,6 +49,10 @@ def _demo_links(provider: Any) -> list[tuple[str, str]]:
 
 
 def _redirect(request: Request, provider: Any, target: str) -> Response:
+    """To the next page, in the language the journey asked for (``ui_locales``)."""
+    journey = i18n.ui_locales(request.query_params.get("ui_locales"))
+    if journey:
+        target += "?" + urlencode({"ui_locales": journey})
     return finish(request, RedirectResponse(target, status_code=303), provider)
 
 

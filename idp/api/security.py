@@ -128,7 +128,8 @@ def _suite(request: Request, provider: Provider, suite: str | None) -> tuple[str
     if pending is None:
         return "", None
     client = provider.clients.get(pending.client_id)
-    return pending.id, client.name if client else N_("le service")
+    return pending.id, client.name if client else i18n.translate(
+        page_locale(request, provider), N_("le service"))
 
 
 def _base_context(request: Request, provider: Provider, csrf: Csrf, user: User,

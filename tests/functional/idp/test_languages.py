@@ -5,6 +5,7 @@ preference, by ``Accept-Language``, or with the switcher."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 from sqlmodel import Session
@@ -101,6 +102,14 @@ def test_ui_locales_kreyol_on_the_sign_in_and_registration_pages(
     assert lang_of(refused.text) == "gcf"
     assert "Antré ti-non-w." in refused.text
     assert "Mo-pas-la dwèt ni o mwens 12 karaktè (i ni 4 kounyéa)." in refused.text
+    # Accepted: the next page keeps the journey's language.
+    fields.update(given_name="Marie", email=f"kreyol-{time.time_ns()}@example.mq",
+                  password=STRONG, password_confirmation=STRONG)
+    sent = browser.post(f"{platform.url}/inscription?ui_locales=gcf", fields, follow=False)
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/inscription/envoye?ui_locales=gcf"
+    forgot = browser.get(f"{platform.url}/mot-de-passe/oublie?ui_locales=en")
+    assert 'action="/mot-de-passe/oublie?ui_locales=en"' in forgot.text
 
 
 def test_account_preference_chooses_the_language_once_signed_in(
