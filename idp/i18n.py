@@ -8,8 +8,8 @@ they are newer than their ``.po``.
 
 Code that produces a sentence a citizen reads marks it with :func:`N_` (extraction only: the
 msgid is the French text) or builds a :class:`Msg` when it has values to insert; the page
-layer translates both for the request's language (``idp.api.locale``). No web framework here:
-services use the markers too.
+layer translates both for the request's language (``idp.api.browser.render``). No web
+framework here: services use the markers too.
 """
 
 from __future__ import annotations
