@@ -99,7 +99,7 @@ def test_profile_edit_and_address_change_confirmed_by_the_new_address(
     new_email = unique_email("nouvelle")
     wrong = post_form(browser, platform, "/compte/profil", "/compte/adresse",
                       new_email=new_email, email_password="pas-le-bon")
-    assert wrong.status_code == 422 and "Le mot de passe est incorrect." in wrong.text
+    assert wrong.status_code == 422 and "The password is incorrect." in wrong.text
     asked = post_form(browser, platform, "/compte/profil", "/compte/adresse",
                       new_email=new_email, email_password=user["password"])
     assert asked.status_code == 303
