@@ -11,6 +11,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from idp import i18n
+from idp.api.register import CHECK_MAIL, INVALID_LINK, SENT_SPAM
 from idp.services.accounts import Profile, check_email
 from idp.services.factors.service import THROTTLED
 from idp.services.password_policy import LABELS as STRENGTH_LABELS
@@ -81,6 +82,11 @@ def test_kreyol_covers_the_sign_in_and_registration_pages() -> None:
     # registration form's errors, the password rules and the strength meter.
     strings |= {"Se connecter", "Créer votre compte", GENERIC_FAILURE, THROTTLED,
                 *STRENGTH_LABELS}
+    # The pages that follow the form: check your mailbox, confirm the address, invalid link.
+    strings |= {CHECK_MAIL, SENT_SPAM, INVALID_LINK, "Confirmer votre adresse électronique",
+                "Confirmer mon adresse", "Adresse confirmée", "Lien non valable",
+                "Recevoir un nouveau lien de confirmation"}
+    strings |= template_strings(TEMPLATES / "register_email_request.html")
     strings |= {check_email(""), check_email("x" * 400), check_email("pas-une-adresse")} - {None}
     errors = Profile(given_name="", family_name="", birthdate="31/02/2000", phone_number="?",
                      postal_code="?", locality="x" * 300, locale="de").check()
