@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MC_DATA_DIR ?= var
 
-.PHONY: run test test-fast bench lint install browser clean
+.PHONY: run test test-fast bench lint install browser clean messages
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,18 +17,23 @@ install: $(STAMP)
 
 ## make run: migrations, signing keys, demo data, then the provider (8000) and the two demo
 ## applications (8001 cantine, 8002 stationnement). Ctrl-C stops everything.
+## The provider answers on http://localhost:8000 (not 127.0.0.1, DESIGN's default for
+## MC_ISSUER): browsers refuse passkeys (WebAuthn) on an IP address. MC_ISSUER=… make run
+## chooses another address.
+run: export MC_ISSUER ?= http://localhost:8000
 run: $(STAMP)
 	$(BIN)/martinique-connect db upgrade
 	$(BIN)/martinique-connect demo seed
 	@echo ""
-	@echo "  Martinique Connect : http://127.0.0.1:8000/.well-known/openid-configuration"
+	@echo "  Martinique Connect : $(MC_ISSUER)/.well-known/openid-configuration"
 	@echo "  Cantine scolaire   : http://127.0.0.1:8001/"
 	@echo "  Stationnement      : http://127.0.0.1:8002/"
-	@echo "  Créer un compte    : http://127.0.0.1:8000/inscription  (mon compte : /compte/)"
-	@echo "  Boîte de démo      : http://127.0.0.1:8000/demo/boite  (les courriels envoyés)"
-	@echo "  Console            : http://127.0.0.1:8000/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
+	@echo "  Créer un compte    : $(MC_ISSUER)/inscription  (mon compte : /compte/)"
+	@echo "  Boîte de démo      : $(MC_ISSUER)/demo/boite  (les courriels envoyés)"
+	@echo "  Console            : $(MC_ISSUER)/admin/ (admin@demo.mq, mairie.lamentin@demo.mq)"
 	@echo "                       mot de passe, puis le code à 6 chiffres de la commande « code du moment » ci-dessus"
-	@echo "  Services mutualisés : http://127.0.0.1:8000/admin/services (acheteur.lamentin@demo.mq commande, valideur.ctm@demo.mq approuve ; docs/services.md)"
+	@echo "  Services mutualisés : $(MC_ISSUER)/admin/services (acheteur.lamentin@demo.mq commande, valideur.ctm@demo.mq approuve ; docs/services.md)"
+	@echo "  Clés d'accès       : ouvrez les pages par localhost (les navigateurs les refusent sur 127.0.0.1)"
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \
@@ -50,6 +55,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp services_mutualises
 	$(BIN)/lint-imports
+
+## make messages: extract the citizen pages' strings (babel.cfg), update the catalogues
+## idp/locales/<lang>/LC_MESSAGES/messages.po and compile them (.mo files are not committed:
+## the application compiles a .po in memory when its .mo is missing or older).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k Msg --sort-by-file --no-wrap \
+	  --project="Martinique Connect" --version=0.1.0 \
+	  --copyright-holder="Collectivité Territoriale de Martinique" -o idp/locales/messages.pot .
+	$(BIN)/pybabel update -i idp/locales/messages.pot -d idp/locales --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d idp/locales --statistics
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)

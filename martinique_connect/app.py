@@ -16,6 +16,7 @@ from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
 import idp
+import idp.i18n
 import plateforme
 from admin_ui import TEMPLATES_DIR as ADMIN_TEMPLATES
 from admin_ui import ConsoleSessionMiddleware, console_client
@@ -44,8 +45,8 @@ def _templates() -> Jinja2Templates:
         autoescape=select_autoescape(["html"]), auto_reload=False,
         extensions=["jinja2.ext.i18n"],
     )
-    # Pages mark their text with {{ _("…") }} / {% trans %}; the catalogues come with Babel.
-    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    # Pages mark their text with {{ _("…") }}; each page is in its context's ``lang``.
+    idp.i18n.install(env)
     return Jinja2Templates(env=env)
 
 

@@ -281,6 +281,32 @@ def users_list(
         typer.echo(f"{u.email:40} {u.given_name or ''} {u.family_name or ''}")
 
 
+@users_app.command("purge-unconfirmed")
+def users_purge_unconfirmed(
+    older_than: Annotated[float | None, typer.Option(
+        "--older-than", help="Âge en heures (défaut : durée du lien de confirmation + 24 h).",
+    )] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Lister sans supprimer.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Delete the accounts whose address was never confirmed (audited; also done at most
+    once an hour by registrations)."""
+    from datetime import timedelta
+
+    if older_than is not None and not 0 <= older_than <= 24 * 3650:
+        _fail("--older-than : un nombre d'heures positif est attendu")
+    emails = _provider().accounts.purge_unconfirmed(
+        older_than=timedelta(hours=older_than) if older_than is not None else None,
+        dry_run=dry_run, actor="cli")
+    if as_json:
+        _print_json({"dry_run": dry_run, "accounts": emails})
+        return
+    verb = "à supprimer" if dry_run else "supprimé(s)"
+    typer.echo(f"{len(emails)} compte(s) jamais confirmé(s) {verb}")
+    for email in emails:
+        typer.echo(f"  {email}")
+
+
 # --- organisations and roles ----------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from idp import i18n
 from idp.api.account_common import (
     LABELS,
     caller_of,
@@ -25,9 +26,10 @@ from idp.api.account_common import (
     csrf_token,
     notice,
 )
-from idp.api.browser import current_session, finish, render
+from idp.api.browser import current_session, finish, page_locale, render
 from idp.api.deps import CsrfDep, ProviderDep, TemplatesDep
 from idp.api.login import SCOPE_LABELS
+from idp.i18n import N_, Msg
 from idp.services import SSOSession
 from idp.services.accounts import Profile
 from idp.services.factors import ACTIVITY_LABELS
@@ -46,40 +48,43 @@ except Exception:  # noqa: BLE001 - no time-zone database: show UTC
     LOCAL_TIME = UTC
 
 NAVIGATION = [
-    ("/compte/", "Mon compte"), ("/compte/profil", "Profil"),
-    ("/compte/securite", "Sécurité"), ("/compte/mot-de-passe", "Mot de passe"),
-    ("/compte/sessions", "Sessions"), ("/compte/applications", "Applications connectées"),
-    ("/compte/activite", "Activité"), ("/compte/donnees", "Mes données"),
+    ("/compte/", N_("Mon compte")), ("/compte/profil", N_("Profil")),
+    ("/compte/securite", N_("Sécurité")), ("/compte/mot-de-passe", N_("Mot de passe")),
+    ("/compte/sessions", N_("Sessions")), ("/compte/applications", N_("Applications connectées")),
+    ("/compte/activite", N_("Activité")), ("/compte/donnees", N_("Mes données")),
 ]
 
 DONE = {
-    "profil": "Votre profil est enregistré.",
-    "adresse": "Si cette adresse peut être utilisée, un lien de confirmation vient d'y être "
+    "profil": N_("Votre profil est enregistré."),
+    "adresse": N_("Si cette adresse peut être utilisée, un lien de confirmation vient d'y être "
                "envoyé. Votre adresse actuelle reste celle du compte tant que vous ne l'avez "
-               "pas ouvert.",
-    "mot-de-passe": "Votre mot de passe est modifié. Vos autres sessions ont été fermées et "
-                    "les services connectés devront vous reconnecter.",
-    "session": "La session a été fermée.",
-    "sessions": "Toutes vos autres sessions ont été fermées.",
-    "application": "L'accès de ce service à votre compte a été retiré.",
+               "pas ouvert."),
+    "mot-de-passe": N_("Votre mot de passe est modifié. Vos autres sessions ont été fermées et "
+                    "les services connectés devront vous reconnecter."),
+    "session": N_("La session a été fermée."),
+    "sessions": N_("Toutes vos autres sessions ont été fermées."),
+    "application": N_("L'accès de ce service à votre compte a été retiré."),
 }
 
-OUTCOMES = {"success": "réussi", "failure": "échec", "refused": "refusé",
-            "ignored": "sans effet"}
+OUTCOMES = {"success": N_("réussi"), "failure": N_("échec"), "refused": N_("refusé"),
+            "ignored": N_("sans effet")}
 
 
-def local(value: datetime | None) -> str:
+def local(value: datetime | None, locale: str = "fr") -> str:
+    """A date and time of Martinique, as the pages show it (« 29/11/2026 à 14:05 »)."""
     if value is None:
         return ""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(LOCAL_TIME).strftime("%d/%m/%Y à %H:%M")
+    value = value.astimezone(LOCAL_TIME)
+    return i18n.translate(locale, Msg("%(date)s à %(time)s", date=value.strftime("%d/%m/%Y"),
+                                      time=value.strftime("%H:%M")))
 
 
 def activity_label(action: str) -> str:
     """The French label of a journal event (:data:`ACTIVITY_LABELS` has every action the
     platform writes; an unknown one, from a newer release, is still named)."""
-    return ACTIVITY_LABELS.get(action) or f"Opération « {action} »"
+    return ACTIVITY_LABELS.get(action) or Msg("Opération « %(action)s »", action=action)
 
 
 def _login_redirect(request: Request, provider: Any) -> Response:
@@ -98,9 +103,10 @@ def _page(request: Request, templates: Any, provider: Any, sso: SSOSession, name
           context: dict[str, Any], status_code: int = 200) -> Response:
     user = provider.users.require(sso.user_id)
     done = request.query_params.get("fait")
+    locale = page_locale(request, provider)
     return render(request, templates, provider, name, {
         "navigation": NAVIGATION, "current_path": request.url.path, "user": user,
-        "done": DONE.get(done or ""), "local": local, **context,
+        "done": DONE.get(done or ""), "local": lambda value: local(value, locale), **context,
     }, status_code)
 
 
@@ -123,7 +129,7 @@ def account_home(request: Request, provider: ProviderDep, templates: TemplatesDe
     if sso is None:
         return _login_redirect(request, provider)
     return _page(request, templates, provider, sso, "account_home.html", {
-        "title": "Mon compte", "sessions": len(provider.sessions.for_user(sso.uid)),
+        "title": N_("Mon compte"), "sessions": len(provider.sessions.for_user(sso.uid)),
         "apps": len(provider.consents.list(sso.uid)),
     })
 
@@ -136,7 +142,7 @@ def _profile_page(request: Request, templates: Any, provider: Any, csrf: Any, ss
                   new_email: str = "", status_code: int = 200) -> Response:
     user = provider.users.require(sso.user_id)
     return _page(request, templates, provider, sso, "account_profile.html", {
-        "title": "Profil", "values": values or vars(Profile.of(user)), "errors": errors or {},
+        "title": N_("Profil"), "values": values or vars(Profile.of(user)), "errors": errors or {},
         "labels": LABELS, "new_email": new_email,
         "csrf_profile": csrf_token(request, csrf, "profile"),
         "csrf_email": csrf_token(request, csrf, "email-change"),
@@ -202,12 +208,12 @@ def email_change_form(request: Request, provider: ProviderDep, templates: Templa
     if provider.accounts.link_user(jeton, "email") is None:
         return _invalid(request, templates, provider)
     return render(request, templates, provider, "register_confirm.html", {
-        "title": "Confirmer votre nouvelle adresse",
-        "heading": "Confirmer votre nouvelle adresse électronique",
-        "message": "Confirmez que cette adresse devient celle de votre compte Martinique "
-                   "Connect. Vous vous connecterez désormais avec elle.",
+        "title": N_("Confirmer votre nouvelle adresse"),
+        "heading": N_("Confirmer votre nouvelle adresse électronique"),
+        "message": N_("Confirmez que cette adresse devient celle de votre compte Martinique "
+                   "Connect. Vous vous connecterez désormais avec elle."),
         "action": "/compte/adresse/confirmer", "token": jeton,
-        "button": "Confirmer ma nouvelle adresse",
+        "button": N_("Confirmer ma nouvelle adresse"),
         "csrf_token": csrf_token(request, csrf, "email-confirm"),
     })
 
@@ -219,17 +225,17 @@ def email_change_confirm(request: Request, provider: ProviderDep, templates: Tem
         return csrf_refused(request, templates, provider)
     if provider.accounts.confirm_email_change(jeton, caller_of(request)) is None:
         return _invalid(request, templates, provider)
-    return notice(request, templates, provider, heading="Adresse modifiée", paragraphs=[
-        "Votre nouvelle adresse électronique est confirmée : c'est désormais celle de votre "
-        "compte. Un message en informe votre ancienne adresse.",
-    ], action_url="/compte/profil", action_label="Revenir à mon profil")
+    return notice(request, templates, provider, heading=N_("Adresse modifiée"), paragraphs=[
+        N_("Votre nouvelle adresse électronique est confirmée : c'est désormais celle de votre "
+        "compte. Un message en informe votre ancienne adresse."),
+    ], action_url="/compte/profil", action_label=N_("Revenir à mon profil"))
 
 
 def _invalid(request: Request, templates: Any, provider: Any) -> Response:
-    return notice(request, templates, provider, heading="Lien non valable", paragraphs=[
-        "Ce lien n'est plus valable : il a déjà servi, il a expiré ou il est incomplet. "
-        "Recommencez le changement d'adresse depuis votre profil.",
-    ], status_code=400, kind="alerte", links=[("/compte/profil", "Revenir à mon profil")])
+    return notice(request, templates, provider, heading=N_("Lien non valable"), paragraphs=[
+        N_("Ce lien n'est plus valable : il a déjà servi, il a expiré ou il est incomplet. "
+        "Recommencez le changement d'adresse depuis votre profil."),
+    ], status_code=400, kind="alerte", links=[("/compte/profil", N_("Revenir à mon profil"))])
 
 
 # --- password -----------------------------------------------------------------------------
@@ -239,7 +245,7 @@ def _password_page(request: Request, templates: Any, provider: Any, csrf: Any,
                    sso: SSOSession, *, errors: dict[str, str] | None = None,
                    strength: Any = None, status_code: int = 200) -> Response:
     return _page(request, templates, provider, sso, "account_password.html", {
-        "title": "Changer de mot de passe", "errors": errors or {}, "labels": LABELS,
+        "title": N_("Changer de mot de passe"), "errors": errors or {}, "labels": LABELS,
         "strength": strength, "csrf_token": csrf_token(request, csrf, "password-change"),
     }, status_code)
 
@@ -288,7 +294,7 @@ def sessions_page(request: Request, provider: ProviderDep, templates: TemplatesD
     if sso is None:
         return _login_redirect(request, provider)
     return _page(request, templates, provider, sso, "account_sessions.html", {
-        "title": "Sessions", "sessions": provider.accounts.sessions(sso),
+        "title": N_("Sessions"), "sessions": provider.accounts.sessions(sso),
         "csrf_token": csrf_token(request, csrf, "sessions"),
     })
 
@@ -305,9 +311,9 @@ def session_end(request: Request, provider: ProviderDep, templates: TemplatesDep
     provider.accounts.end_session(sso, session, caller_of(request))
     if provider.sessions.get(sso.sid) is None:  # the person closed this very session
         request.state.set_session = ""
-        return notice(request, templates, provider, heading="Vous êtes déconnecté",
-                      paragraphs=["Cette session est fermée."],
-                      action_url="/connexion?retour=/compte/", action_label="Se connecter")
+        return notice(request, templates, provider, heading=N_("Vous êtes déconnecté"),
+                      paragraphs=[N_("Cette session est fermée.")],
+                      action_url="/connexion?retour=/compte/", action_label=N_("Se connecter"))
     return _back(request, provider, "/compte/sessions", "session")
 
 
@@ -333,8 +339,10 @@ def apps_page(request: Request, provider: ProviderDep, templates: TemplatesDep,
     if sso is None:
         return _login_redirect(request, provider)
     return _page(request, templates, provider, sso, "account_apps.html", {
-        "title": "Applications connectées", "apps": provider.accounts.connected_apps(sso.uid),
-        "scope_labels": SCOPE_LABELS, "csrf_token": csrf_token(request, csrf, "apps"),
+        "title": N_("Applications connectées"), "apps": provider.accounts.connected_apps(sso.uid),
+        "scope_labels": {scope: i18n.translate(page_locale(request, provider), label)
+                         for scope, label in SCOPE_LABELS.items()},
+        "csrf_token": csrf_token(request, csrf, "apps"),
     })
 
 
@@ -362,13 +370,15 @@ def activity_page(request: Request, provider: ProviderDep, templates: TemplatesD
     sso = _signed_in(request, provider)
     if sso is None:
         return _login_redirect(request, provider)
+    locale = page_locale(request, provider)
     events = [{
-        "at": local(e.at), "label": activity_label(e.action),
-        "outcome": OUTCOMES.get(e.outcome, e.outcome), "failed": e.outcome == "failure",
+        "at": local(e.at, locale), "label": i18n.translate(locale, activity_label(e.action)),
+        "outcome": i18n.translate(locale, OUTCOMES.get(e.outcome, e.outcome)),
+        "failed": e.outcome == "failure",
         "address": e.address or "",
     } for e in provider.accounts.activity(sso.uid)]
     return _page(request, templates, provider, sso, "account_activity.html", {
-        "title": "Activité du compte", "events": events,
+        "title": N_("Activité du compte"), "events": events,
     })
 
 
@@ -382,7 +392,7 @@ def data_page(request: Request, provider: ProviderDep, templates: TemplatesDep,
     if sso is None:
         return _login_redirect(request, provider)
     return _page(request, templates, provider, sso, "account_data.html", {
-        "title": "Mes données", "csrf_token": csrf_token(request, csrf, "export"),
+        "title": N_("Mes données"), "csrf_token": csrf_token(request, csrf, "export"),
     })
 
 
@@ -411,7 +421,7 @@ def data_export(request: Request, provider: ProviderDep, templates: TemplatesDep
 def _delete_page(request: Request, templates: Any, provider: Any, csrf: Any, sso: SSOSession,
                  *, error: str | None = None, status_code: int = 200) -> Response:
     return _page(request, templates, provider, sso, "account_delete.html", {
-        "title": "Supprimer mon compte", "errors": {"delete_password": error} if error else {},
+        "title": N_("Supprimer mon compte"), "errors": {"delete_password": error} if error else {},
         "labels": LABELS, "apps": provider.accounts.connected_apps(sso.uid),
         "csrf_token": csrf_token(request, csrf, "delete"),
     }, status_code)
@@ -444,11 +454,12 @@ def delete_submit(request: Request, provider: ProviderDep, templates: TemplatesD
         return response
     if not deleted:
         return _delete_page(request, templates, provider, csrf, sso,
-                            error="Le mot de passe est incorrect.", status_code=401)
+                            error=N_("Le mot de passe est incorrect."), status_code=401)
     request.state.set_session = ""
-    return notice(request, templates, provider, heading="Votre compte est supprimé", paragraphs=[
-        "Vos données personnelles ont été effacées, vos autorisations retirées et les services "
-        "auxquels vous étiez connecté en ont été informés.",
-        "Le journal de sécurité garde, sans votre nom ni votre adresse électronique, la trace "
-        "des opérations faites sur le compte.",
-    ], links=[("/inscription", "Créer un nouveau compte")])
+    return notice(request, templates, provider, heading=N_("Votre compte est supprimé"),
+                  paragraphs=[
+        N_("Vos données personnelles ont été effacées, vos autorisations retirées et les "
+           "services auxquels vous étiez connecté en ont été informés."),
+        N_("Le journal de sécurité garde, sans votre nom ni votre adresse électronique, la "
+           "trace des opérations faites sur le compte."),
+    ], links=[("/inscription", N_("Créer un nouveau compte"))])

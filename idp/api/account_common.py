@@ -10,20 +10,21 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
 from idp.api.browser import address_of, ensure_csrf_cookie, error_page, render
+from idp.i18n import N_
 from idp.services import Provider
 from idp.services.accounts import Caller
 from plateforme.web import CSRF_COOKIE, Csrf, request_id
 
-CSRF_FAILED = "Le formulaire a expiré. Rechargez la page et recommencez."
+CSRF_FAILED = N_("Le formulaire a expiré. Rechargez la page et recommencez.")
 
 LABELS = {
-    "given_name": "Prénom", "family_name": "Nom", "email": "Adresse électronique",
-    "password": "Mot de passe", "password_confirmation": "Confirmation du mot de passe",
-    "birthdate": "Date de naissance", "phone_number": "Numéro de téléphone",
-    "street_address": "Adresse (numéro et voie)", "postal_code": "Code postal",
-    "locality": "Commune", "locale": "Langue des messages",
-    "current_password": "Mot de passe actuel", "new_email": "Nouvelle adresse électronique",
-    "email_password": "Mot de passe actuel", "delete_password": "Mot de passe",
+    "given_name": N_("Prénom"), "family_name": N_("Nom"), "email": N_("Adresse électronique"),
+    "password": N_("Mot de passe"), "password_confirmation": N_("Confirmation du mot de passe"),
+    "birthdate": N_("Date de naissance"), "phone_number": N_("Numéro de téléphone"),
+    "street_address": N_("Adresse (numéro et voie)"), "postal_code": N_("Code postal"),
+    "locality": N_("Commune"), "locale": N_("Langue des messages"),
+    "current_password": N_("Mot de passe actuel"), "new_email": N_("Nouvelle adresse électronique"),
+    "email_password": N_("Mot de passe actuel"), "delete_password": N_("Mot de passe"),
 }
 
 
@@ -41,7 +42,7 @@ def csrf_ok(request: Request, csrf: Csrf, token: str, purpose: str) -> bool:
 
 
 def csrf_refused(request: Request, templates: Jinja2Templates, provider: Provider) -> Response:
-    return error_page(request, templates, provider, heading="Formulaire expiré",
+    return error_page(request, templates, provider, heading=N_("Formulaire expiré"),
                       message=CSRF_FAILED, status_code=403)
 
 

@@ -34,6 +34,7 @@ from idp.api.browser import (
     save_interaction,
 )
 from idp.api.deps import CsrfDep, OAuth2RequestDep, ProviderDep, ServerDep, TemplatesDep
+from idp.i18n import N_
 from idp.oauth2.integration import StarletteOAuth2Request, StarletteServer, from_query
 from idp.oauth2.models import AuthContext
 from idp.services import Provider
@@ -91,10 +92,10 @@ def process_authorization(
         if error.redirect_uri:
             return finish(request, _redirect_error(server, error), provider)
         return error_page(
-            request, templates, provider, heading="Demande de connexion invalide",
+            request, templates, provider, heading=N_("Demande de connexion invalide"),
             message=(
-                "Le service qui vous a envoyé ici n'est pas reconnu ou a fourni une adresse "
-                "de retour non enregistrée. Par sécurité, vous n'avez pas été redirigé."
+                N_("Le service qui vous a envoyé ici n'est pas reconnu ou a fourni une adresse "
+                "de retour non enregistrée. Par sécurité, vous n'avez pas été redirigé.")
             ),
             detail=f"{error.error}: {error.description or ''}".strip(": "),
         )
@@ -199,7 +200,7 @@ def _factor_required(request: Request, provider: Provider, templates: Jinja2Temp
     add one, and offer to go back to the service."""
     cookie = ensure_csrf_cookie(request, csrf)
     return render(request, templates, provider, "login_factor_required.html", {
-        "title": "Connexion renforcée demandée", "interaction": interaction.id,
+        "title": N_("Connexion renforcée demandée"), "interaction": interaction.id,
         "csrf_token": csrf.token(cookie, "factor-required"),
         **interaction_context(provider, interaction),
     }, status_code=403)
@@ -214,14 +215,15 @@ def factor_required_give_up(
     """Back to the service without the requested level: ``unmet_authentication_requirements``."""
     if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "factor-required"):
         return error_page(
-            request, templates, provider, heading="Formulaire expiré",
-            message="Le formulaire a expiré. Rechargez la page et recommencez.", status_code=403,
+            request, templates, provider, heading=N_("Formulaire expiré"),
+            message=N_("Le formulaire a expiré. Rechargez la page et recommencez."),
+            status_code=403,
         )
     pending = load_interaction(request, provider, interaction)
     if pending is None:
         return error_page(
-            request, templates, provider, heading="Demande expirée",
-            message="Cette demande de connexion a expiré. Revenez au service et recommencez.",
+            request, templates, provider, heading=N_("Demande expirée"),
+            message=N_("Cette demande de connexion a expiré. Revenez au service et recommencez."),
         )
     return deny(request, pending, provider, server, UnmetAuthenticationRequirements(
         description="The End-User has no second factor."))
@@ -248,8 +250,8 @@ def authorize_continue(
     pending = load_interaction(request, provider, interaction)
     if pending is None:
         return error_page(
-            request, templates, provider, heading="Demande expirée",
-            message="Cette demande de connexion a expiré. Revenez au service et recommencez.",
+            request, templates, provider, heading=N_("Demande expirée"),
+            message=N_("Cette demande de connexion a expiré. Revenez au service et recommencez."),
         )
     oauth_req = from_query(provider, pending.query)
     return process_authorization(

@@ -7,15 +7,19 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
+from idp import i18n
 from idp.services import Provider, SSOSession
 from plateforme.web import CSRF_COOKIE, Csrf, client_address
 
 SESSION_COOKIE = "mc_session"
+# The language the person chose with the switcher (idp.api.language).
+LANGUAGE_COOKIE = "mc_langue"
 
 
 @dataclass
@@ -118,11 +122,89 @@ def address_of(request: Request) -> str:
     return client_address(request, request.app.state.trusted_proxies)
 
 
+def page_locale(request: Request, provider: Provider, interaction_id: str | None = None
+                ) -> str:
+    """The language of this request's page, in order: the ``ui_locales`` of the authorization
+    request being served (or the language chosen during it), a ``ui_locales`` query parameter
+    (links of that journey carry it), the switcher's cookie, the signed-in account's
+    preference, ``Accept-Language``, French."""
+    cached: str | None = getattr(request.state, "locale", None)
+    if cached:
+        return cached
+    locale, journey = None, False
+    interaction_id = interaction_id or request.query_params.get("interaction")
+    pending = load_interaction(request, provider, interaction_id) if interaction_id else None
+    if pending is not None:
+        chosen = pending.extra.get("locale")
+        locale = i18n.supported(chosen) if isinstance(chosen, str) else None
+        locale = locale or i18n.ui_locales(parse_qs(pending.query).get("ui_locales", [""])[0])
+        journey = locale is not None
+    if locale is None:
+        locale = i18n.ui_locales(request.query_params.get("ui_locales"))
+        journey = locale is not None
+    locale = locale or i18n.supported(request.cookies.get(LANGUAGE_COOKIE))
+    if locale is None and request.cookies.get(SESSION_COOKIE):
+        sso = current_session(request, provider)
+        user = provider.users.get(sso.user_id) if sso is not None else None
+        locale = i18n.supported(user.locale) if user is not None else None
+    locale = locale or i18n.accept_language(request.headers.get("accept-language"))
+    locale = locale or i18n.DEFAULT_LOCALE
+    request.state.locale = locale
+    request.state.locale_from_journey = journey
+    return locale
+
+
+def text(request: Request, provider: Provider, message: str) -> str:
+    """A sentence (msgid or :class:`idp.i18n.Msg`) in the request's language, for answers
+    that are not pages (the JSON read by the pages' scripts)."""
+    return i18n.translate(page_locale(request, provider), message)
+
+
+# The query parameters a page keeps when it comes back after a change of language (not
+# ui_locales, which would override the choice, nor an authorization request's parameters).
+_KEPT_PARAMETERS = ("retour", "suite")
+
+
+def _here(request: Request, interaction_id: str | None) -> str:
+    """This page's address to come back to after switching language."""
+    if interaction_id:
+        return request.url.path + "?" + urlencode({"interaction": interaction_id})
+    kept = {name: value for name in _KEPT_PARAMETERS
+            if (value := request.query_params.get(name)) and len(value) <= 200
+            and (name != "retour" or (value.startswith("/") and not value.startswith("//")
+                                      and "\\" not in value))}
+    return request.url.path + ("?" + urlencode(kept) if kept else "")
+
+
+def language_context(request: Request, provider: Provider, interaction_id: str | None
+                     ) -> dict[str, Any]:
+    """What base.html needs: ``lang``, the switcher's links, and the query that keeps a
+    journey's ``ui_locales`` on the links leaving the sign-in page."""
+    locale = page_locale(request, provider, interaction_id)
+    back = _here(request, interaction_id)
+    return {
+        "lang": locale,
+        "languages": [
+            {"code": code, "name": i18n.NAMES[code], "current": code == locale,
+             "href": "/langue?" + urlencode({"choix": code, "retour": back})}
+            for code in i18n.LOCALES
+        ],
+        "ui_query": ("?" + urlencode({"ui_locales": locale})
+                     if getattr(request.state, "locale_from_journey", False) else ""),
+    }
+
+
 def render(
     request: Request, templates: Jinja2Templates, provider: Provider, name: str,
     context: dict[str, Any], status_code: int = 200,
 ) -> Response:
-    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    """A citizen page in the request's language (see :func:`page_locale`)."""
+    interaction = context.get("interaction")
+    languages = language_context(request, provider,
+                                 interaction if isinstance(interaction, str) else None)
+    context = {**i18n.localise(context, languages["lang"]), **languages}
+    with i18n.rendering(languages["lang"]):
+        response = templates.TemplateResponse(request, name, context, status_code=status_code)
     return finish(request, response, provider)
 
 

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from idp.api.browser import render
 from idp.api.deps import ProviderDep, TemplatesDep
+from idp.i18n import N_
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,7 +78,7 @@ def inbox(request: Request, provider: ProviderDep, templates: TemplatesDep) -> R
     paths = sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True)
     messages = [_read(p) for p in paths[:MAX_LISTED] if _NAME.match(p.name)]
     return render(request, templates, provider, "account_demo_inbox.html", {
-        "title": "Boîte de réception de démonstration", "messages": messages,
+        "title": N_("Boîte de réception de démonstration"), "messages": messages,
     })
 
 

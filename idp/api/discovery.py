@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from idp import i18n
 from idp.oauth2.claims import CLAIMS_SUPPORTED
 from idp.oauth2.server import OIDC_SCOPES, RESOURCE_SCOPES
 from idp.services import Provider
@@ -55,7 +56,7 @@ def metadata(provider: Provider) -> dict[str, Any]:
         "require_request_uri_registration": False,
         "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": ["fr", "en"],
+        "ui_locales_supported": list(i18n.LOCALES),
         "claims_locales_supported": ["fr"],
         "display_values_supported": ["page"],
         "backchannel_logout_supported": True,

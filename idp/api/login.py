@@ -21,9 +21,11 @@ from idp.api.browser import (
     load_interaction,
     render,
     save_interaction,
+    text,
 )
 from idp.api.deps import CsrfDep, ProviderDep, ServerDep, TemplatesDep
 from idp.api.signin import ask_second_factor, complete_sign_in, origin_of, safe_return
+from idp.i18n import N_
 from idp.oauth2.integration import from_query
 from idp.services import LoginFailed, Provider
 from idp.services.factors import FactorFailed
@@ -33,25 +35,27 @@ from plateforme.web import CSRF_COOKIE, Csrf, request_id
 router = APIRouter(include_in_schema=False)
 
 SCOPE_LABELS = {
-    "openid": "vous identifier avec votre compte Martinique Connect",
-    "profile": "connaître vos nom, prénom, date de naissance et langue",
-    "email": "connaître votre adresse électronique",
-    "phone": "connaître votre numéro de téléphone",
-    "address": "connaître votre adresse postale",
-    "offline_access": "rester connecté à votre compte quand vous n'utilisez pas le service",
-    "archives:read": "consulter les archives de votre organisation",
-    "archives:write": "déposer des archives pour votre organisation",
-    "archives:admin": "administrer les archives de votre organisation",
-    "services:read": "consulter le catalogue de services et vos abonnements",
-    "services:order": "commander des services pour votre organisation",
-    "services:admin": "administrer le catalogue de services",
+    "openid": N_("vous identifier avec votre compte Martinique Connect"),
+    "profile": N_("connaître vos nom, prénom, date de naissance et langue"),
+    "email": N_("connaître votre adresse électronique"),
+    "phone": N_("connaître votre numéro de téléphone"),
+    "address": N_("connaître votre adresse postale"),
+    "offline_access": N_("rester connecté à votre compte quand vous n'utilisez pas le service"),
+    "archives:read": N_("consulter les archives de votre organisation"),
+    "archives:write": N_("déposer des archives pour votre organisation"),
+    "archives:admin": N_("administrer les archives de votre organisation"),
+    "services:read": N_("consulter le catalogue de services et vos abonnements"),
+    "services:order": N_("commander des services pour votre organisation"),
+    "services:admin": N_("administrer le catalogue de services"),
 }
 
 EXPIRED = (
-    "Cette demande de connexion a expiré ou n'est plus valide. "
-    "Revenez au service et recommencez."
+    N_("Cette demande de connexion a expiré ou n'est plus valide. "
+    "Revenez au service et recommencez.")
 )
-CSRF_FAILED = "Le formulaire a expiré. Rechargez la page et recommencez."
+CSRF_FAILED = N_("Le formulaire a expiré. Rechargez la page et recommencez.")
+EXPIRED_TITLE = N_("Demande expirée")
+CSRF_TITLE = N_("Formulaire expiré")
 # A WebAuthn credential as JSON (attestation objects stay well under this).
 CREDENTIAL_MAX = 32_000
 
@@ -63,7 +67,7 @@ def login_form(
 ) -> Response:
     pending = load_interaction(request, provider, interaction)
     if interaction and pending is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     cookie = ensure_csrf_cookie(request, csrf)
     login_hint = ""
     if pending is not None:
@@ -77,7 +81,7 @@ def login_form(
         if user is not None:
             login_hint, reauth = user.email, True
     return render(request, templates, provider, "login.html", {
-        "title": "Se connecter", "csrf_token": csrf.token(cookie, "login"),
+        "title": N_("Se connecter"), "csrf_token": csrf.token(cookie, "login"),
         "interaction": interaction or "", "retour": back, "email": login_hint, "error": None,
         "reauth": reauth, **interaction_context(provider, pending),
     })
@@ -86,7 +90,7 @@ def login_form(
 def _login_context(request: Request, provider: Provider, csrf: Csrf, *, interaction: str,
                    retour: str, email: str, pending: Interaction | None) -> dict[str, Any]:
     return {
-        "title": "Se connecter",
+        "title": N_("Se connecter"),
         "csrf_token": csrf.token(request.cookies.get(CSRF_COOKIE) or "", "login"),
         "interaction": interaction, "retour": retour, "email": email, "reauth": False,
         **interaction_context(provider, pending),
@@ -105,12 +109,12 @@ def login_submit(
     cookie = request.cookies.get(CSRF_COOKIE)
     if not csrf.check(cookie, csrf_token, "login"):
         return error_page(
-            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            request, templates, provider, heading=CSRF_TITLE, message=CSRF_FAILED,
             status_code=403,
         )
     pending = load_interaction(request, provider, interaction) if interaction else None
     if interaction and pending is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     back = safe_return(retour) if pending is None else ""
     context = _login_context(request, provider, csrf, interaction=interaction, retour=back,
                              email=email, pending=pending)
@@ -141,7 +145,7 @@ def passkey_login_options(
     """Options of a passwordless sign-in (``navigator.credentials.get()``), as JSON."""
     binding = browser_binding(request)
     if binding is None or not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "login"):
-        return JSONResponse({"error": CSRF_FAILED}, status_code=403,
+        return JSONResponse({"error": text(request, provider, CSRF_FAILED)}, status_code=403,
                             headers={"Cache-Control": "no-store"})
     options = provider.factors.passkeys.authentication_options(binding)
     return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
@@ -159,12 +163,12 @@ def passkey_login(
     person (PIN, biometrics), else ``eidas1``."""
     if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "login"):
         return error_page(
-            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            request, templates, provider, heading=CSRF_TITLE, message=CSRF_FAILED,
             status_code=403,
         )
     pending = load_interaction(request, provider, interaction) if interaction else None
     if interaction and pending is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     back = safe_return(retour) if pending is None else ""
     context = _login_context(request, provider, csrf, interaction=interaction, retour=back,
                              email="", pending=pending)
@@ -189,8 +193,8 @@ def login_done(request: Request, provider: ProviderDep, templates: TemplatesDep)
     if sso is None:
         return finish(request, RedirectResponse("/connexion", status_code=303), provider)
     return error_page(
-        request, templates, provider, heading="Vous êtes connecté",
-        message="Votre session Martinique Connect est ouverte. Vous pouvez revenir au service.",
+        request, templates, provider, heading=N_("Vous êtes connecté"),
+        message=N_("Votre session Martinique Connect est ouverte. Vous pouvez revenir au service."),
         status_code=200,
     )
 
@@ -203,11 +207,11 @@ def consent_form(
     pending = load_interaction(request, provider, interaction)
     sso = current_session(request, provider)
     if pending is None or sso is None or not pending.login_done and sso is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     oauth_req = from_query(provider, pending.query)
     client = provider.clients.get(pending.client_id)
     if client is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     requested = (oauth_req.payload.scope or "").split()
     allowed = set(client.scope.split())
     labels = [SCOPE_LABELS[s] for s in dict.fromkeys(requested)
@@ -229,19 +233,19 @@ def consent_submit(
 ) -> Response:
     if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "consent"):
         return error_page(
-            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            request, templates, provider, heading=CSRF_TITLE, message=CSRF_FAILED,
             status_code=403,
         )
     pending = load_interaction(request, provider, interaction)
     sso = current_session(request, provider)
     if pending is None or sso is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     if decision != "accept":
         return deny(request, pending, provider, server)
     oauth_req = from_query(provider, pending.query)
     client = provider.clients.get(pending.client_id)
     if client is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     allowed_scopes = client.scope.split()
     scope = " ".join(s for s in (oauth_req.payload.scope or "").split() if s in allowed_scopes)
     provider.consents.record(

@@ -19,6 +19,7 @@ from idp.api.browser import (
     render,
 )
 from idp.api.deps import CsrfDep, OAuth2RequestDep, ProviderDep, ServerDep, TemplatesDep
+from idp.i18n import N_
 from idp.oauth2.claims import user_claims
 from idp.oauth2.endpoints import verify_access_token
 from idp.oauth2.models import AuthContext
@@ -107,8 +108,8 @@ def logout(
         end_request = server.validate_endpoint_request("end_session", oauth_req)
     except OAuth2Error as error:
         return error_page(
-            request, templates, provider, heading="Déconnexion impossible",
-            message="La demande de déconnexion envoyée par le service n'est pas valide.",
+            request, templates, provider, heading=N_("Déconnexion impossible"),
+            message=N_("La demande de déconnexion envoyée par le service n'est pas valide."),
             detail=f"{error.error}: {error.description or ''}",
         )
     sso = current_session(request, provider)
@@ -124,7 +125,7 @@ def logout(
                                "logout_hint")]
             client = end_request.client
             return render(request, templates, provider, "logout.html", {
-                "title": "Se déconnecter", "csrf_token": csrf.token(cookie, "logout"),
+                "title": N_("Se déconnecter"), "csrf_token": csrf.token(cookie, "logout"),
                 "params": params, "client_name": client.record.name if client else None,
             })
     if sso is not None:
@@ -140,4 +141,4 @@ def logout(
     if response is not None:
         return finish(request, response, provider)
     return finish(request, render(request, templates, provider, "logged_out.html", {
-        "title": "Vous êtes déconnecté"}), provider)
+        "title": N_("Vous êtes déconnecté")}), provider)

@@ -9,10 +9,12 @@ page, whatever happened (see :mod:`idp.services.accounts`).
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from idp import i18n
 from idp.api.account_common import (
     LABELS,
     caller_of,
@@ -21,9 +23,10 @@ from idp.api.account_common import (
     csrf_token,
     notice,
 )
-from idp.api.browser import finish, render
+from idp.api.browser import finish, page_locale, render
 from idp.api.deps import CsrfDep, ProviderDep, TemplatesDep
-from idp.services.accounts import Profile, Registration, check_email
+from idp.i18n import N_, Msg
+from idp.services.accounts import LOCALES, Profile, Registration, check_email
 from idp.services.password_policy import MAX_LENGTH, assess
 from plateforme.errors import TooManyRequests
 
@@ -33,18 +36,23 @@ Text = Annotated[str, Form(max_length=200)]
 Password = Annotated[str, Form(max_length=MAX_LENGTH + 1)]
 Token = Annotated[str, Form(max_length=128)]
 
-INVALID_LINK = ("Ce lien n'est plus valable : il a déjà servi, il a expiré ou il est incomplet. "
-                "Demandez-en un nouveau.")
-SENT_SPAM = "Pensez à regarder dans le dossier des courriers indésirables."
+INVALID_LINK = (N_("Ce lien n'est plus valable : il a déjà servi, il a expiré ou il est incomplet. "
+                "Demandez-en un nouveau."))
+CHECK_MAIL = N_("Vérifiez votre messagerie")
+SENT_SPAM = N_("Pensez à regarder dans le dossier des courriers indésirables.")
 
 
 def _demo_links(provider: Any) -> list[tuple[str, str]]:
     if provider.settings.demo:
-        return [("/demo/boite", "Ouvrir la boîte de réception de démonstration")]
+        return [("/demo/boite", N_("Ouvrir la boîte de réception de démonstration"))]
     return []
 
 
 def _redirect(request: Request, provider: Any, target: str) -> Response:
+    """To the next page, in the language the journey asked for (``ui_locales``)."""
+    journey = i18n.ui_locales(request.query_params.get("ui_locales"))
+    if journey:
+        target += "?" + urlencode({"ui_locales": journey})
     return finish(request, RedirectResponse(target, status_code=303), provider)
 
 
@@ -55,7 +63,7 @@ def _register_page(request: Request, templates: Any, provider: Any, csrf: Any, *
                    values: dict[str, str], errors: dict[str, str], strength: Any = None,
                    status_code: int = 200) -> Response:
     return render(request, templates, provider, "register_form.html", {
-        "title": "Créer votre compte", "values": values, "errors": errors,
+        "title": N_("Créer votre compte"), "values": values, "errors": errors,
         "labels": LABELS, "strength": strength,
         "csrf_token": csrf_token(request, csrf, "register"),
     }, status_code)
@@ -64,8 +72,10 @@ def _register_page(request: Request, templates: Any, provider: Any, csrf: Any, *
 @router.get("/inscription")
 def register_form(request: Request, provider: ProviderDep, templates: TemplatesDep,
                   csrf: CsrfDep) -> Response:
-    return _register_page(request, templates, provider, csrf, values={"locale": "fr"},
-                          errors={})
+    # Messages are written in French or English: the page's language when it is one of them.
+    locale = page_locale(request, provider)
+    return _register_page(request, templates, provider, csrf,
+                          values={"locale": locale if locale in LOCALES else "fr"}, errors={})
 
 
 @router.post("/inscription")
@@ -106,26 +116,31 @@ def register_submit(
 
 @router.get("/inscription/envoye")
 def register_sent(request: Request, provider: ProviderDep, templates: TemplatesDep) -> Response:
-    return notice(request, templates, provider, heading="Vérifiez votre messagerie", paragraphs=[
-        "Un message vient d'être envoyé à l'adresse que vous avez indiquée. Ouvrez le lien "
-        "qu'il contient pour confirmer votre adresse et activer votre compte : il reste "
-        "valable 24 heures.",
-        "Vous ne pourrez pas vous connecter tant que votre adresse n'est pas confirmée. "
-        + SENT_SPAM,
+    return notice(request, templates, provider, heading=CHECK_MAIL, paragraphs=[
+        N_("Un message vient d'être envoyé à l'adresse que vous avez indiquée. Ouvrez le lien "
+           "qu'il contient pour confirmer votre adresse et activer votre compte : il reste "
+           "valable 24 heures."),
+        Msg.join([N_("Vous ne pourrez pas vous connecter tant que votre adresse n'est pas "
+                     "confirmée."), SENT_SPAM]),
     ], links=[*_demo_links(provider),
-              ("/inscription/renvoyer", "Je n'ai rien reçu : recevoir un nouveau lien")])
+              ("/inscription/renvoyer", N_("Je n'ai rien reçu : recevoir un nouveau lien"))])
 
 
 @router.post("/inscription/robustesse")
 def password_strength(
+    request: Request, provider: ProviderDep,
     password: Password = "", email: Annotated[str, Form(max_length=400)] = "",
-    given_name: Text = "", family_name: Text = "",
+    given_name: Text = "", family_name: Text = "", lang: Annotated[str, Form(max_length=35)] = "",
 ) -> Response:
-    """The strength meter's live update (``/static/plateforme/password-strength.js``)."""
+    """The strength meter's live update (``/static/plateforme/password-strength.js``), in the
+    page's language (``lang``)."""
     strength = assess(password, user_inputs=[email, given_name, family_name])
+    locale = i18n.supported(lang) or page_locale(request, provider)
     return JSONResponse(
-        {"score": strength.score, "label": strength.label, "acceptable": strength.acceptable,
-         "problems": strength.problems, "advice": strength.advice},
+        {"score": strength.score, "label": i18n.translate(locale, strength.label),
+         "acceptable": strength.acceptable,
+         "problems": [i18n.translate(locale, p) for p in strength.problems],
+         "advice": [i18n.translate(locale, a) for a in strength.advice]},
         headers={"Cache-Control": "no-store"})
 
 
@@ -135,9 +150,10 @@ def verify_form(request: Request, provider: ProviderDep, templates: TemplatesDep
     if provider.accounts.link_user(jeton, "verify") is None:
         return _invalid_link(request, templates, provider, "/inscription/renvoyer")
     return render(request, templates, provider, "register_confirm.html", {
-        "title": "Confirmer votre adresse", "heading": "Confirmer votre adresse électronique",
-        "message": "Confirmez votre adresse pour activer votre compte Martinique Connect.",
-        "action": "/inscription/confirmer", "token": jeton, "button": "Confirmer mon adresse",
+        "title": N_("Confirmer votre adresse"),
+        "heading": N_("Confirmer votre adresse électronique"),
+        "message": N_("Confirmez votre adresse pour activer votre compte Martinique Connect."),
+        "action": "/inscription/confirmer", "token": jeton, "button": N_("Confirmer mon adresse"),
         "csrf_token": csrf_token(request, csrf, "verify"),
     })
 
@@ -150,16 +166,16 @@ def verify_submit(request: Request, provider: ProviderDep, templates: TemplatesD
     user = provider.accounts.verify_email(jeton, caller_of(request))
     if user is None:
         return _invalid_link(request, templates, provider, "/inscription/renvoyer")
-    return notice(request, templates, provider, heading="Adresse confirmée", paragraphs=[
-        "Merci ! Votre adresse électronique est confirmée et votre compte est actif. Vous "
-        "pouvez maintenant vous connecter.",
-    ], action_url="/connexion?retour=/compte/", action_label="Se connecter")
+    return notice(request, templates, provider, heading=N_("Adresse confirmée"), paragraphs=[
+        N_("Merci ! Votre adresse électronique est confirmée et votre compte est actif. Vous "
+        "pouvez maintenant vous connecter."),
+    ], action_url="/connexion?retour=/compte/", action_label=N_("Se connecter"))
 
 
 def _invalid_link(request: Request, templates: Any, provider: Any, again: str) -> Response:
-    return notice(request, templates, provider, heading="Lien non valable",
+    return notice(request, templates, provider, heading=N_("Lien non valable"),
                   paragraphs=[INVALID_LINK], status_code=400, kind="alerte",
-                  links=[(again, "Recevoir un nouveau lien")])
+                  links=[(again, N_("Recevoir un nouveau lien"))])
 
 
 # --- emailed requests: resend the confirmation, forgotten password --------------------------
@@ -169,16 +185,16 @@ def _email_request_page(request: Request, templates: Any, provider: Any, csrf: A
                         kind: str, email: str = "", errors: dict[str, str] | None = None,
                         status_code: int = 200) -> Response:
     if kind == "reset":
-        context = {"title": "Mot de passe oublié", "action": "/mot-de-passe/oublie",
-                   "button": "Recevoir un lien",
-                   "intro": "Indiquez l'adresse électronique de votre compte : nous y enverrons "
-                            "un lien pour choisir un nouveau mot de passe."}
+        context = {"title": N_("Mot de passe oublié"), "action": "/mot-de-passe/oublie",
+                   "button": N_("Recevoir un lien"),
+                   "intro": N_("Indiquez l'adresse électronique de votre compte : nous y enverrons "
+                            "un lien pour choisir un nouveau mot de passe.")}
     else:
-        context = {"title": "Recevoir un nouveau lien de confirmation",
-                   "action": "/inscription/renvoyer", "button": "Recevoir un nouveau lien",
-                   "intro": "Indiquez l'adresse électronique avec laquelle vous avez créé votre "
+        context = {"title": N_("Recevoir un nouveau lien de confirmation"),
+                   "action": "/inscription/renvoyer", "button": N_("Recevoir un nouveau lien"),
+                   "intro": N_("Indiquez l'adresse électronique avec laquelle vous avez créé votre "
                             "compte : si elle attend encore sa confirmation, un nouveau lien y "
-                            "sera envoyé."}
+                            "sera envoyé.")}
     return render(request, templates, provider, "register_email_request.html", {
         **context, "email": email, "errors": errors or {},
         "csrf_token": csrf_token(request, csrf, kind),
@@ -240,12 +256,12 @@ def reset_request_submit(request: Request, provider: ProviderDep, templates: Tem
 @router.get("/mot-de-passe/oublie/envoye")
 def reset_request_sent(request: Request, provider: ProviderDep,
                        templates: TemplatesDep) -> Response:
-    return notice(request, templates, provider, heading="Vérifiez votre messagerie", paragraphs=[
-        "Si un compte utilise cette adresse, un message vient d'y être envoyé avec un lien "
-        "pour choisir un nouveau mot de passe. Ce lien reste valable une heure et ne sert "
-        "qu'une fois.",
+    return notice(request, templates, provider, heading=CHECK_MAIL, paragraphs=[
+        N_("Si un compte utilise cette adresse, un message vient d'y être envoyé avec un lien "
+           "pour choisir un nouveau mot de passe. Ce lien reste valable une heure et ne sert "
+           "qu'une fois."),
         SENT_SPAM,
-    ], links=[*_demo_links(provider), ("/connexion", "Revenir à la connexion")])
+    ], links=[*_demo_links(provider), ("/connexion", N_("Revenir à la connexion"))])
 
 
 # --- new password from an emailed link -------------------------------------------------------
@@ -255,7 +271,7 @@ def _reset_page(request: Request, templates: Any, provider: Any, csrf: Any, *, t
                 email: str, errors: dict[str, str], strength: Any = None,
                 status_code: int = 200) -> Response:
     return render(request, templates, provider, "account_reset_form.html", {
-        "title": "Choisir un nouveau mot de passe", "token": token, "email": email,
+        "title": N_("Choisir un nouveau mot de passe"), "token": token, "email": email,
         "errors": errors, "labels": LABELS, "strength": strength,
         "csrf_token": csrf_token(request, csrf, "reset"),
     }, status_code)
@@ -287,7 +303,7 @@ def reset_submit(request: Request, provider: ProviderDep, templates: TemplatesDe
     if provider.accounts.reset_password(jeton, password, caller_of(request)) is None:
         return _invalid_link(request, templates, provider, "/mot-de-passe/oublie")
     request.state.set_session = ""  # every session ended, this browser's too
-    return notice(request, templates, provider, heading="Mot de passe modifié", paragraphs=[
-        "Votre nouveau mot de passe est enregistré. Par sécurité, toutes vos sessions ont été "
-        "fermées : connectez-vous avec votre nouveau mot de passe.",
-    ], action_url="/connexion?retour=/compte/", action_label="Se connecter")
+    return notice(request, templates, provider, heading=N_("Mot de passe modifié"), paragraphs=[
+        N_("Votre nouveau mot de passe est enregistré. Par sécurité, toutes vos sessions ont été "
+        "fermées : connectez-vous avec votre nouveau mot de passe."),
+    ], action_url="/connexion?retour=/compte/", action_label=N_("Se connecter"))

@@ -26,10 +26,12 @@ from idp.api.browser import (
     finish,
     load_interaction,
     render,
+    text,
 )
 from idp.api.deps import CsrfDep, ProviderDep, TemplatesDep
-from idp.api.login import CREDENTIAL_MAX, CSRF_FAILED, EXPIRED
+from idp.api.login import CREDENTIAL_MAX, CSRF_FAILED, CSRF_TITLE, EXPIRED, EXPIRED_TITLE
 from idp.api.signin import complete_sign_in, drop_pending, load_pending, origin_of, safe_return
+from idp.i18n import N_
 from idp.models import User
 from idp.services import Provider, SSOSession
 from idp.services.factors import FactorFailed, acr_for, combine
@@ -40,8 +42,8 @@ from plateforme.web import CSRF_COOKIE, Csrf
 router = APIRouter(include_in_schema=False)
 
 NOT_ENOUGH = (
-    "Cette méthode ne suffit pas pour une connexion renforcée : utilisez une autre méthode "
-    "que celle de votre connexion."
+    N_("Cette méthode ne suffit pas pour une connexion renforcée : utilisez une autre méthode "
+    "que celle de votre connexion.")
 )
 
 
@@ -83,7 +85,7 @@ def _render(request: Request, templates: Any, provider: Provider, csrf: Csrf, st
     cookie = ensure_csrf_cookie(request, csrf)
     summary = provider.factors.summary(step.user.id)
     return render(request, templates, provider, "login_factor.html", {
-        "title": "Confirmer votre identité", "csrf_token": csrf.token(cookie, "factor"),
+        "title": N_("Confirmer votre identité"), "csrf_token": csrf.token(cookie, "factor"),
         "interaction": step.interaction.id if step.interaction else "", "retour": step.retour,
         "methods": summary.methods, "recovery_remaining": summary.recovery_remaining,
         "stepup": step.mode == "stepup", "error": error, "failed": failed,
@@ -98,7 +100,7 @@ def factor_form(
 ) -> Response:
     step = factor_step(request, provider, interaction, retour)
     if step is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     if not provider.factors.summary(step.user.id).methods:
         return finish(request, RedirectResponse("/connexion", status_code=303), provider)
     return _render(request, templates, provider, csrf, step)
@@ -116,12 +118,12 @@ def factor_submit(
 ) -> Response:
     if not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "factor"):
         return error_page(
-            request, templates, provider, heading="Formulaire expiré", message=CSRF_FAILED,
+            request, templates, provider, heading=CSRF_TITLE, message=CSRF_FAILED,
             status_code=403,
         )
     step = factor_step(request, provider, interaction, retour)
     if step is None:
-        return error_page(request, templates, provider, heading="Demande expirée", message=EXPIRED)
+        return error_page(request, templates, provider, heading=EXPIRED_TITLE, message=EXPIRED)
     try:
         factor_amr = provider.factors.verify(
             step.user, method, credential if method == "passkey" else code,
@@ -171,9 +173,11 @@ def factor_passkey_options(
     binding = browser_binding(request)
     headers = {"Cache-Control": "no-store"}
     if binding is None or not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, "factor"):
-        return JSONResponse({"error": CSRF_FAILED}, status_code=403, headers=headers)
+        return JSONResponse({"error": text(request, provider, CSRF_FAILED)},
+                            status_code=403, headers=headers)
     step = factor_step(request, provider, interaction, retour)
     if step is None:
-        return JSONResponse({"error": EXPIRED}, status_code=400, headers=headers)
+        return JSONResponse({"error": text(request, provider, EXPIRED)},
+                            status_code=400, headers=headers)
     options = provider.factors.passkeys.authentication_options(binding, user_id=step.user.id)
     return Response(options, media_type="application/json", headers=headers)

@@ -22,7 +22,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from idp.api.account import NAVIGATION
+from idp import i18n
+from idp.api.account import NAVIGATION, local
 from idp.api.browser import (
     browser_binding,
     current_session,
@@ -30,11 +31,14 @@ from idp.api.browser import (
     error_page,
     finish,
     load_interaction,
+    page_locale,
     render,
+    text,
 )
 from idp.api.deps import CsrfDep, ProviderDep, TemplatesDep
 from idp.api.login import CREDENTIAL_MAX, CSRF_FAILED
 from idp.api.signin import origin_of
+from idp.i18n import N_
 from idp.models import User
 from idp.services import Provider, SSOSession
 from idp.services.factors import FactorFailed, TotpEnrolment
@@ -47,22 +51,23 @@ BASE = "/compte/securite"
 RECENT_AUTH = 600  # seconds: changes need a sign-in younger than this
 LOCAL_TIME = ZoneInfo("America/Martinique")
 PURPOSE = "security"
+REAUTH_FIRST = N_("Confirmez d'abord votre identité.")
 DONE = {
-    "totp-ajoute": "L'application d'authentification est ajoutée.",
-    "totp-renomme": "L'application d'authentification est renommée.",
-    "totp-supprime": "L'application d'authentification est supprimée.",
-    "cle-ajoutee": "La clé d'accès est ajoutée.",
-    "cle-renommee": "La clé d'accès est renommée.",
-    "cle-supprimee": "La clé d'accès est supprimée.",
+    "totp-ajoute": N_("L'application d'authentification est ajoutée."),
+    "totp-renomme": N_("L'application d'authentification est renommée."),
+    "totp-supprime": N_("L'application d'authentification est supprimée."),
+    "cle-ajoutee": N_("La clé d'accès est ajoutée."),
+    "cle-renommee": N_("La clé d'accès est renommée."),
+    "cle-supprimee": N_("La clé d'accès est supprimée."),
 }
 
 
-def when(value: datetime | None) -> str:
+def when(value: datetime | None, locale: str = "fr") -> str:
     if value is None:
-        return "jamais"
+        return i18n.translate(locale, N_("jamais"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo("UTC"))
-    return value.astimezone(LOCAL_TIME).strftime("%d/%m/%Y à %H:%M")
+    return local(value, locale)
 
 
 def _path(path: str, suite: str, **params: str) -> str:
@@ -92,7 +97,7 @@ def _guard(request: Request, provider: Provider, csrf: Csrf, csrf_token: str | N
     """A form's checks: CSRF, a session, a recent sign-in (else: confirm identity first)."""
     if csrf_token is not None and not csrf.check(
             request.cookies.get(CSRF_COOKIE), csrf_token, PURPOSE):
-        return error_page(request, templates, provider, heading="Formulaire expiré",
+        return error_page(request, templates, provider, heading=N_("Formulaire expiré"),
                           message=CSRF_FAILED, status_code=403)
     found = _signed_in(request, provider)
     if found is None or not _recent(found[0]):
@@ -111,7 +116,7 @@ def _change_factor(request: Request, provider: Provider, csrf: Csrf, csrf_token:
     try:
         change(found[1])
     except NotFound as exc:
-        return error_page(request, templates, provider, heading="Introuvable",
+        return error_page(request, templates, provider, heading=N_("Introuvable"),
                           message=exc.message, status_code=404)
     return finish(request, RedirectResponse(_path(BASE, suite, fait=done), status_code=303),
                   provider)
@@ -123,7 +128,8 @@ def _suite(request: Request, provider: Provider, suite: str | None) -> tuple[str
     if pending is None:
         return "", None
     client = provider.clients.get(pending.client_id)
-    return pending.id, client.name if client else "le service"
+    return pending.id, client.name if client else i18n.translate(
+        page_locale(request, provider), N_("le service"))
 
 
 def _base_context(request: Request, provider: Provider, csrf: Csrf, user: User,
@@ -140,15 +146,16 @@ def _overview(request: Request, provider: Provider, templates: Jinja2Templates, 
               sso: SSOSession, user: User, suite: str | None, *, done: str | None = None,
               error: str | None = None, status_code: int = 200) -> Response:
     summary = provider.factors.summary(user.id)
+    locale = page_locale(request, provider)
     context = _base_context(request, provider, csrf, user, suite, error=error)
     return render(request, templates, provider, "security_overview.html", {
-        **context, "title": "Sécurité de votre compte", "email": user.email,
+        **context, "title": N_("Sécurité de votre compte"), "email": user.email,
         "recent": _recent(sso), "acr": sso.acr, "done": DONE.get(done or ""),
         "reauth_url": "/connexion?" + urlencode({"retour": _path(BASE, context["suite"])}),
-        "totp": [{"id": f.id, "name": f.name, "created": when(f.created_at),
-                  "used": when(f.last_used_at)} for f in summary.totp],
-        "passkeys": [{"id": p.id, "name": p.name, "created": when(p.created_at),
-                      "used": when(p.last_used_at), "synced": p.backed_up}
+        "totp": [{"id": f.id, "name": f.name, "created": when(f.created_at, locale),
+                  "used": when(f.last_used_at, locale)} for f in summary.totp],
+        "passkeys": [{"id": p.id, "name": p.name, "created": when(p.created_at, locale),
+                      "used": when(p.last_used_at, locale), "synced": p.backed_up}
                      for p in summary.passkeys],
         "recovery_remaining": summary.recovery_remaining,
         "has_second_factor": summary.has_second_factor,
@@ -169,7 +176,7 @@ def security_overview(
 def _codes_page(request: Request, provider: Provider, templates: Jinja2Templates, csrf: Csrf,
                 user: User, codes: list[str], suite: str, done: str) -> Response:
     return render(request, templates, provider, "security_recovery_codes.html", {
-        **_base_context(request, provider, csrf, user, suite), "title": "Vos codes de secours",
+        **_base_context(request, provider, csrf, user, suite), "title": N_("Vos codes de secours"),
         "codes": codes, "next": _path(BASE, suite, fait=done) if done else _path(BASE, suite),
     })
 
@@ -182,7 +189,7 @@ def _totp_page(request: Request, provider: Provider, templates: Jinja2Templates,
                name: str = "", status_code: int = 200) -> Response:
     return render(request, templates, provider, "security_totp.html", {
         **_base_context(request, provider, csrf, user, suite, error=error),
-        "title": "Ajouter une application d'authentification", "factor_id": enrolment.factor_id,
+        "title": N_("Ajouter une application d'authentification"), "factor_id": enrolment.factor_id,
         "qr": enrolment.qr_data_uri(), "secret": enrolment.grouped_secret, "name": name,
     }, status_code)
 
@@ -221,15 +228,15 @@ def totp_confirm(
         codes = provider.factors.confirm_totp(user, factor_id, code, name,
                                               origin=origin_of(request))
     except NotFound:
-        return error_page(request, templates, provider, heading="Ajout expiré",
-                          message="Cet ajout n'est plus valide. Recommencez.", status_code=404)
+        return error_page(request, templates, provider, heading=N_("Ajout expiré"),
+                          message=N_("Cet ajout n'est plus valide. Recommencez."), status_code=404)
     except (FactorFailed, TooManyRequests) as exc:
         status = 429 if isinstance(exc, TooManyRequests) else 400
         try:
             enrolment = provider.factors.totp.pending(user, factor_id)
         except NotFound:
-            return error_page(request, templates, provider, heading="Ajout expiré",
-                              message="Cet ajout n'est plus valide. Recommencez.",
+            return error_page(request, templates, provider, heading=N_("Ajout expiré"),
+                              message=N_("Cet ajout n'est plus valide. Recommencez."),
                               status_code=404)
         return _totp_page(request, provider, templates, csrf, user, enrolment, suite,
                           error=exc.message, name=name, status_code=status)
@@ -296,7 +303,7 @@ def _passkey_page(request: Request, provider: Provider, templates: Jinja2Templat
                   status_code: int = 200) -> Response:
     return render(request, templates, provider, "security_passkey.html", {
         **_base_context(request, provider, csrf, user, suite, error=error),
-        "title": "Ajouter une clé d'accès",
+        "title": N_("Ajouter une clé d'accès"),
     }, status_code)
 
 
@@ -319,15 +326,17 @@ def passkey_options(
     headers = {"Cache-Control": "no-store"}
     binding = browser_binding(request)
     if binding is None or not csrf.check(request.cookies.get(CSRF_COOKIE), csrf_token, PURPOSE):
-        return JSONResponse({"error": CSRF_FAILED}, status_code=403, headers=headers)
+        return JSONResponse({"error": text(request, provider, CSRF_FAILED)},
+                            status_code=403, headers=headers)
     found = _signed_in(request, provider)
     if found is None or not _recent(found[0]):
-        return JSONResponse({"error": "Confirmez d'abord votre identité."}, status_code=401,
-                            headers=headers)
+        return JSONResponse({"error": text(request, provider, REAUTH_FIRST)},
+                            status_code=401, headers=headers)
     try:
         options = provider.factors.passkey_registration_options(found[1], binding)
     except Conflict as exc:
-        return JSONResponse({"error": exc.message}, status_code=409, headers=headers)
+        return JSONResponse({"error": text(request, provider, exc.message)},
+                            status_code=409, headers=headers)
     return Response(options, media_type="application/json", headers=headers)
 
 

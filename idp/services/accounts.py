@@ -36,10 +36,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, delete, select
 
 from idp import passwords, repository
+from idp.i18n import N_, Msg
 from idp.models import EmailToken, User
 from idp.services.account_mail import AccountMail
 from idp.services.logout import LogoutDelivery
@@ -58,12 +60,17 @@ log = logging.getLogger(__name__)
 VERIFY_LIFETIME = timedelta(hours=24)
 RESET_LIFETIME = timedelta(hours=1)
 EMAIL_CHANGE_LIFETIME = timedelta(hours=24)
+# A never-confirmed account is deleted once its last confirmation link has been dead this long.
+UNCONFIRMED_MARGIN = timedelta(hours=24)
+# How often a registration also purges the never-confirmed accounts (at most once per period,
+# across every worker: a key in the key-value store).
+PURGE_PERIOD = 3600
 # Messages one address may receive per hour from the account pages (beyond: silently none).
 MAIL_PER_HOUR = 8
 # Registration, reset and resend requests one network address may make per hour.
 REQUESTS_PER_HOUR = 60
 LOCALES = ("fr", "en")
-MISMATCH = "Les deux mots de passe ne sont pas identiques."
+MISMATCH = N_("Les deux mots de passe ne sont pas identiques.")
 _PHONE = re.compile(r"^\+?[0-9 .()-]{6,24}$")
 _POSTAL = re.compile(r"^[A-Za-z0-9 -]{3,10}$")
 
@@ -93,13 +100,13 @@ def check_email(value: str) -> str | None:
     """An error message for an unusable address, else None (no DNS look-up)."""
     value = value.strip()
     if not value:
-        return "Indiquez votre adresse électronique."
+        return N_("Indiquez votre adresse électronique.")
     if len(value) > 320:
-        return "L'adresse électronique est trop longue."
+        return N_("L'adresse électronique est trop longue.")
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError:
-        return "Indiquez une adresse électronique valide, au format nom@domaine.fr."
+        return N_("Indiquez une adresse électronique valide, au format nom@domaine.fr.")
     return None
 
 
@@ -118,30 +125,31 @@ class Profile:
 
     def check(self) -> dict[str, str]:
         errors: dict[str, str] = {}
-        for name, label in (("given_name", "votre prénom"), ("family_name", "votre nom")):
+        for name, missing in (("given_name", N_("Indiquez votre prénom.")),
+                              ("family_name", N_("Indiquez votre nom."))):
             value = getattr(self, name).strip()
             if not value:
-                errors[name] = f"Indiquez {label}."
+                errors[name] = missing
             elif len(value) > 100:
-                errors[name] = "100 caractères au plus."
+                errors[name] = N_("100 caractères au plus.")
         if self.birthdate:
             try:
                 born = date.fromisoformat(self.birthdate)
                 if not date(1900, 1, 1) <= born <= date.today():
                     raise ValueError
             except ValueError:
-                errors["birthdate"] = ("Indiquez une date de naissance valide, au format "
-                                       "jour/mois/année.")
+                errors["birthdate"] = (N_("Indiquez une date de naissance valide, au format "
+                                       "jour/mois/année."))
         if self.phone_number and not _PHONE.match(self.phone_number.strip()):
-            errors["phone_number"] = ("Indiquez un numéro de téléphone valide, par exemple "
-                                      "0596 12 34 56.")
+            errors["phone_number"] = (N_("Indiquez un numéro de téléphone valide, par exemple "
+                                      "0596 12 34 56."))
         if self.postal_code and not _POSTAL.match(self.postal_code.strip()):
-            errors["postal_code"] = "Indiquez un code postal valide, par exemple 97200."
+            errors["postal_code"] = N_("Indiquez un code postal valide, par exemple 97200.")
         for name in ("street_address", "locality"):
             if len(getattr(self, name)) > 200:
-                errors[name] = "200 caractères au plus."
+                errors[name] = N_("200 caractères au plus.")
         if self.locale not in LOCALES:
-            errors["locale"] = "Choisissez le français ou l'anglais."
+            errors["locale"] = N_("Choisissez le français ou l'anglais.")
         return errors
 
     def address_json(self) -> str | None:
@@ -304,8 +312,9 @@ class AccountService:
         limit = max(REQUESTS_PER_HOUR, self._p.settings.address_free_attempts)
         key = f"idp:account-requests:{_h(caller.address)}"
         if self._p.store.incr(key, ttl=3600) > limit:
-            raise TooManyRequests("Trop de demandes depuis votre connexion. Réessayez plus tard.",
-                                  retry_after=max(1, self._p.store.ttl(key)))
+            raise TooManyRequests(
+                N_("Trop de demandes depuis votre connexion. Réessayez plus tard."),
+                retry_after=max(1, self._p.store.ttl(key)))
 
     def _mail_allowed(self, email: str) -> bool:
         return self._p.store.incr(f"idp:account-mail:{_h(email)}", ttl=3600) <= MAIL_PER_HOUR
@@ -361,14 +370,57 @@ class AccountService:
         strength = assess(data.password, user_inputs=[
             data.email, data.profile.given_name, data.profile.family_name])
         if not strength.acceptable:
-            errors["password"] = " ".join(strength.problems)
+            errors["password"] = Msg.join(strength.problems)
         if data.password and data.password_confirmation != data.password:
             errors["password_confirmation"] = MISMATCH
         return FormCheck(errors, strength)
 
+    def purge_unconfirmed(self, *, older_than: timedelta | None = None, dry_run: bool = False,
+                          actor: str = "purge") -> list[str]:
+        """Delete the accounts whose address was never confirmed and which have had no
+        confirmation link for ``older_than`` (default: a link's life plus a day's margin).
+        Return their addresses. Each deletion is one transaction with its audit event, and
+        re-checks the conditions: an address confirmed meanwhile keeps its account."""
+        age = older_than if older_than is not None else VERIFY_LIFETIME + UNCONFIRMED_MARGIN
+        cutoff = utcnow() - age
+        recent_link = exists().where(
+            col(EmailToken.user_id) == col(User.id), col(EmailToken.purpose) == "verify",
+            col(EmailToken.created_at) >= cutoff)
+        stale = (col(User.email_verified).is_(False), col(User.created_at) < cutoff,
+                 ~recent_link)
+        with Session(self._engine) as session:
+            found = session.exec(select(User.id, User.email).where(*stale)).all()
+        if dry_run:
+            return [email for _, email in found]
+        purged: list[str] = []
+        for uid, email in found:
+            with Session(self._engine) as session:
+                result = session.exec(delete(User).where(  # type: ignore[call-overload]
+                    col(User.id) == uid, *stale))
+                if not result.rowcount:
+                    continue
+                append(session, AuditRecord(
+                    action="account.purge_unconfirmed", actor=actor, target=str(uid),
+                    reason=f"adresse jamais confirmée (plus de {age.total_seconds() / 3600:g} h)"))
+                session.commit()
+                purged.append(email)
+        if purged:
+            log.info("purged %d never-confirmed account(s)", len(purged))
+        return purged
+
+    def purge_unconfirmed_if_due(self) -> None:
+        """The opportunistic purge: at most once per ``PURGE_PERIOD`` over the whole cluster."""
+        if self._p.store.set("idp:purge-unconfirmed", "1", ttl=PURGE_PERIOD, nx=True):
+            self.purge_unconfirmed()
+
     def register(self, data: Registration, caller: Caller) -> None:
         """Create an unconfirmed account and email its confirmation link; for a known address,
-        tell its owner instead. The caller cannot tell which happened."""
+        tell its owner instead. The caller cannot tell which happened. Runs the opportunistic
+        purge of never-confirmed accounts first (in the background, like all of this)."""
+        try:
+            self.purge_unconfirmed_if_due()
+        except Exception:  # noqa: BLE001 - the purge must not stop a registration
+            log.exception("purge of never-confirmed accounts failed")
         email = normalise_email(data.email)
         with Session(self._engine, expire_on_commit=False) as session:
             existing = repository.get_user_by_email(session=session, email=email)
@@ -428,14 +480,14 @@ class AccountService:
         too many messages this hour."""
         user = self._p.users.require(user_id)
         if user.email_verified:
-            raise Conflict("L'adresse de ce compte est déjà confirmée : il n'y a pas de lien "
-                           "de confirmation à renvoyer.")
+            raise Conflict(N_("L'adresse de ce compte est déjà confirmée : il n'y a pas de lien "
+                           "de confirmation à renvoyer."))
         if user.locked:
-            raise Conflict("Ce compte est verrouillé : déverrouillez-le avant de renvoyer le "
-                           "lien de confirmation.")
+            raise Conflict(N_("Ce compte est verrouillé : déverrouillez-le avant de renvoyer le "
+                           "lien de confirmation."))
         if not self._mail_allowed(user.email):
-            raise TooManyRequests("Cette adresse a reçu trop de messages dans l'heure. "
-                                  "Réessayez plus tard.", retry_after=3600)
+            raise TooManyRequests(N_("Cette adresse a reçu trop de messages dans l'heure. "
+                                  "Réessayez plus tard."), retry_after=3600)
         with Session(self._engine) as session:
             token = self._issue(session, user.id, "verify", VERIFY_LIFETIME)
             append(session, AuditRecord(
@@ -491,7 +543,7 @@ class AccountService:
         strength = assess(password, user_inputs=[user.email, user.given_name or "",
                                                  user.family_name or ""])
         if not strength.acceptable:
-            errors["password"] = " ".join(strength.problems)
+            errors["password"] = Msg.join(strength.problems)
         if password and confirmation != password:
             errors["password_confirmation"] = MISMATCH
         return FormCheck(errors, strength)
@@ -530,17 +582,17 @@ class AccountService:
         wait = self._p.throttle.retry_after(user.email, caller.address)
         if wait:
             passwords.burn_time(current)
-            raise TooManyRequests("Trop de tentatives. Réessayez dans quelques instants.",
+            raise TooManyRequests(N_("Trop de tentatives. Réessayez dans quelques instants."),
                                   retry_after=wait)
         ok, _ = passwords.verify_and_update(current, user.password_hash)
         if not ok:
             self._p.throttle.failure(user.email, caller.address)
             self._record("password.change", user.id, caller, outcome="failure",
                          reason="wrong_current_password")
-            return FormCheck({"current_password": "Le mot de passe actuel est incorrect."})
+            return FormCheck({"current_password": N_("Le mot de passe actuel est incorrect.")})
         check = self.check_new_password(user, new, confirmation)
         if check.ok and new == current:
-            check = FormCheck({"password": "Choisissez un mot de passe différent de l'actuel."},
+            check = FormCheck({"password": N_("Choisissez un mot de passe différent de l'actuel.")},
                               check.strength)
         if not check.ok:
             return check
@@ -594,13 +646,13 @@ class AccountService:
             return {"new_email": error}
         new = normalise_email(new_email)
         if new == user.email:
-            return {"new_email": "C'est déjà l'adresse de votre compte."}
+            return {"new_email": N_("C'est déjà l'adresse de votre compte.")}
         ok, _ = passwords.verify_and_update(password, user.password_hash)
         if not ok:
             self._p.throttle.failure(user.email, caller.address)
             self._record("email.change_request", user.id, caller, outcome="failure",
                          reason="wrong_password")
-            return {"email_password": "Le mot de passe est incorrect."}
+            return {"email_password": N_("Le mot de passe est incorrect.")}
         token = None
         with Session(self._engine) as session:
             taken = repository.get_user_by_email(session=session, email=new) is not None

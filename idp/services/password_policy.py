@@ -16,6 +16,8 @@ from pathlib import Path
 
 from zxcvbn import zxcvbn
 
+from idp.i18n import N_, Msg
+
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 MIN_SCORE = 3
@@ -23,7 +25,7 @@ COMMON_LIST = Path(__file__).resolve().parents[1] / "data" / "common-passwords.t
 # zxcvbn's cost grows with the length; what lies beyond cannot make a password weaker.
 ESTIMATE_PREFIX = 64
 
-LABELS = ("Très faible", "Faible", "Moyen", "Bon", "Excellent")
+LABELS = (N_("Très faible"), N_("Faible"), N_("Moyen"), N_("Bon"), N_("Excellent"))
 _LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "3": "e", "1": "i", "!": "i", "$": "s",
                        "5": "s", "7": "t", "€": "e", "8": "b"})
 _EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")
@@ -73,14 +75,16 @@ class PasswordAssessment:
 def assess(password: str, *, user_inputs: list[str] | None = None) -> PasswordAssessment:
     """Judge a new password. ``user_inputs`` (email, names …) count as guessable words."""
     if not password:
-        return PasswordAssessment(False, 0, ["Choisissez un mot de passe."])
+        return PasswordAssessment(False, 0, [N_("Choisissez un mot de passe.")])
     problems: list[str] = []
     advice: list[str] = []
     if len(password) < MIN_LENGTH:
-        problems.append(f"Le mot de passe doit contenir au moins {MIN_LENGTH} caractères "
-                        f"({len(password)} actuellement).")
+        problems.append(Msg("Le mot de passe doit contenir au moins %(minimum)d caractères "
+                            "(%(length)d actuellement).", minimum=MIN_LENGTH,
+                            length=len(password)))
     if len(password) > MAX_LENGTH:
-        problems.append(f"Le mot de passe ne peut pas dépasser {MAX_LENGTH} caractères.")
+        problems.append(Msg("Le mot de passe ne peut pas dépasser %(maximum)d caractères.",
+                            maximum=MAX_LENGTH))
     inputs = [w for value in (user_inputs or []) for w in re.split(r"[\s@.+_-]+", value.lower())
               if len(w) >= 3]
     estimate = zxcvbn(password[:ESTIMATE_PREFIX], user_inputs=inputs)
@@ -88,18 +92,18 @@ def assess(password: str, *, user_inputs: list[str] | None = None) -> PasswordAs
     common = is_common(password)
     if common:
         score = min(score, 1)
-        problems.append("Ce mot de passe fait partie des mots de passe les plus courants ou "
-                        "déjà divulgués : il serait deviné très vite.")
+        problems.append(N_("Ce mot de passe fait partie des mots de passe les plus courants ou "
+                        "déjà divulgués : il serait deviné très vite."))
     elif any(len(w) >= 4 and w in password.lower() for w in inputs):
         score = min(score, 2)
-        problems.append("Le mot de passe ne doit pas reprendre votre nom ni votre adresse "
-                        "électronique.")
+        problems.append(N_("Le mot de passe ne doit pas reprendre votre nom ni votre adresse "
+                        "électronique."))
     elif len(password) >= MIN_LENGTH and score < MIN_SCORE:
-        problems.append("Ce mot de passe est trop facile à deviner.")
+        problems.append(N_("Ce mot de passe est trop facile à deviner."))
     if len(password) < MIN_LENGTH:
         score = min(score, 1)
     if score < MIN_SCORE or problems:
-        advice.append("Conseil : enchaînez trois ou quatre mots sans rapport entre eux, "
+        advice.append(N_("Conseil : enchaînez trois ou quatre mots sans rapport entre eux, "
                       "séparés par des tirets ou des espaces, par exemple "
-                      "« Mangue-Velo-Nuage-Tambour ».")
+                      "« Mangue-Velo-Nuage-Tambour »."))
     return PasswordAssessment(not problems, score, problems, advice)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from idp import passwords, repository
+from idp.i18n import N_
 from idp.models import User
 from idp.schemas import UserCreate, UserPublic
 from idp.services.throttle import Throttle
@@ -16,7 +17,7 @@ from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
 from plateforme.errors import Conflict, NotFound, TooManyRequests
 
-GENERIC_FAILURE = "Adresse électronique ou mot de passe incorrect."
+GENERIC_FAILURE = N_("Adresse électronique ou mot de passe incorrect.")
 
 
 class LoginFailed(Exception):
@@ -116,7 +117,7 @@ class UserService:
             passwords.burn_time(password)
             self._audit("login.throttled", None, email, address, request_id, "refused")
             raise TooManyRequests(
-                "Trop de tentatives. Réessayez dans quelques instants.", retry_after=wait
+                N_("Trop de tentatives. Réessayez dans quelques instants."), retry_after=wait
             )
         with Session(self._engine, expire_on_commit=False) as session:
             user = repository.get_user_by_email(session=session, email=email)

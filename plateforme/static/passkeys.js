@@ -8,14 +8,22 @@
  * A click posts the form's fields (CSRF token…) to data-options, asks the browser for the
  * passkey with the options received, puts the result (JSON) in "credential" and submits the
  * form: the server checks everything; the page works without this script, minus passkeys.
+ *
+ * Passkey autofill (WebAuthn conditional mediation): when the page has a field marked
+ * autocomplete="username webauthn" and the browser supports it, a passkey request waits
+ * quietly from the start: the browser offers the passkeys among the field's suggestions, and
+ * choosing one signs in with the form of the first data-passkey="get" button. Pressing that
+ * button cancels the waiting request (a browser runs one request at a time).
  */
 (function () {
   "use strict";
 
+  // The page gives these sentences in its language (base.html, data-texte-*).
+  function text(name, french) { return document.body.getAttribute("data-texte-" + name) || french; }
   var MESSAGES = {
-    waiting: "Suivez les instructions de votre navigateur ou de votre appareil…",
-    failed: "La clé d'accès n'a pas pu être utilisée. Réessayez ou choisissez une autre méthode.",
-    cancelled: "Opération annulée. Vous pouvez réessayer.",
+    waiting: text("attente", "Suivez les instructions de votre navigateur ou de votre appareil…"),
+    failed: text("echec", "La clé d'accès n'a pas pu être utilisée. Réessayez ou choisissez une autre méthode."),
+    cancelled: text("annule", "Opération annulée. Vous pouvez réessayer."),
   };
 
   function toBytes(value) {
@@ -87,32 +95,67 @@
     return /^[0-9.]+$/.test(host) || host.indexOf(":") !== -1 || host.charAt(0) === "[";
   }
 
+  // The passkey request of the autofill, while it waits.
+  var autofill = null;
+
+  function fetchOptions(button) {
+    var body = new URLSearchParams();
+    new FormData(button.form).forEach(function (value, key) {
+      if (key !== "credential" && typeof value === "string") { body.append(key, value); }
+    });
+    return fetch(button.getAttribute("data-options"), {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("options " + response.status); }
+      return response.json();
+    });
+  }
+
+  function send(form, credential) {
+    if (!credential) { throw new Error("no credential"); }
+    form.elements.namedItem("credential").value = JSON.stringify(credentialJSON(credential));
+    form.submit();
+  }
+
+  function startAutofill() {
+    var field = document.querySelector("input[autocomplete~='webauthn']");
+    var button = document.querySelector("button[data-passkey='get']");
+    var check = window.PublicKeyCredential.isConditionalMediationAvailable;
+    if (!field || !button || !check || !window.AbortController) { return; }
+    check.call(window.PublicKeyCredential).then(function (available) {
+      if (!available) { return; }
+      var controller = new AbortController();
+      autofill = controller;
+      return fetchOptions(button).then(function (json) {
+        return navigator.credentials.get({
+          mediation: "conditional", publicKey: requestOptions(json), signal: controller.signal,
+        });
+      }).then(function (credential) {
+        if (autofill !== controller) { return; }
+        autofill = null;
+        send(button.form, credential);
+      });
+    }).catch(function () {
+      // Cancelled or refused: the form and the button still work.
+    });
+  }
+
   function start(button) {
     var form = button.form;
     var message = document.getElementById(button.getAttribute("data-message"));
     function say(text) { if (message) { message.textContent = text; } }
     button.addEventListener("click", function () {
-      var body = new URLSearchParams();
-      new FormData(form).forEach(function (value, key) {
-        if (key !== "credential" && typeof value === "string") { body.append(key, value); }
-      });
+      if (autofill) { autofill.abort(); autofill = null; }
       button.disabled = true;
       say(MESSAGES.waiting);
-      fetch(button.getAttribute("data-options"), {
-        method: "POST", body: body, credentials: "same-origin",
-        headers: { Accept: "application/json" },
-      }).then(function (response) {
-        if (!response.ok) { throw new Error("options " + response.status); }
-        return response.json();
-      }).then(function (json) {
+      fetchOptions(button).then(function (json) {
         if (button.getAttribute("data-passkey") === "create") {
           return navigator.credentials.create({ publicKey: creationOptions(json) });
         }
         return navigator.credentials.get({ publicKey: requestOptions(json) });
       }).then(function (credential) {
-        if (!credential) { throw new Error("no credential"); }
-        form.elements.namedItem("credential").value = JSON.stringify(credentialJSON(credential));
-        form.submit();
+        send(form, credential);
       }).catch(function (error) {
         button.disabled = false;
         say(error && error.name === "NotAllowedError" ? MESSAGES.cancelled : MESSAGES.failed);
@@ -132,4 +175,5 @@
     zone.hidden = false;
   });
   document.querySelectorAll("button[data-passkey]").forEach(start);
+  startAutofill();
 })();

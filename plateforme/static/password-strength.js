@@ -20,11 +20,13 @@
     body.set("email", value("email") || value("username"));
     body.set("given_name", value("given_name"));
     body.set("family_name", value("family_name"));
+    body.set("lang", document.documentElement.lang || "");
     fetch("/inscription/robustesse", {method: "POST", body: body, credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
         if (!data) { return; }
-        level.textContent = field.value ? data.label : "à saisir";
+        level.textContent = field.value ? data.label
+      : document.body.getAttribute("data-texte-a-saisir") || "à saisir";
         bar.className = field.value ? "jauge-" + data.score : "jauge-vide";
         advice.textContent = "";
         (field.value ? data.problems.concat(data.advice) : []).forEach(function (text) {

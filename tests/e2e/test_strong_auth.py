@@ -185,7 +185,11 @@ def test_totp_step_up_and_passkeys(localhost_platform, services, page, axe_check
     (credential,) = credentials["credentials"]
     assert credential["isResidentCredential"], "a discoverable credential (passkey)"
 
-    # 7. Sign out, then sign in without a password.
+    # 7. Sign out, then sign in without a password, with the button: as in a browser without
+    # passkey autofill (conditional mediation), which Chromium's virtual authenticator would
+    # otherwise answer at once (tests/e2e/test_passkey_autofill.py covers the autofill).
+    page.add_init_script(
+        "PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false);")
     _sign_out(page, canteen)
     page.get_by_role("link", name=SIGN_IN_LINK).click()
     page.wait_for_url(re.compile(re.escape(url) + r"/connexion\?interaction="))

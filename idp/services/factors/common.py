@@ -9,6 +9,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from idp.i18n import N_
+
 NAME_MAX = 100
 
 
@@ -41,7 +43,7 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:  # another secret key: the factor is unusable
-            raise FactorFailed("Ce facteur ne peut pas être vérifié.") from exc
+            raise FactorFailed(N_("Ce facteur ne peut pas être vérifié.")) from exc
 
 
 def clean_name(name: str | None, default: str) -> str:

@@ -36,6 +36,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from idp.i18n import N_, Msg
 from idp.models import User, WebAuthnCredential
 from idp.services.factors.common import FactorFailed, clean_name
 from plateforme.clock import utcnow
@@ -43,11 +44,11 @@ from plateforme.errors import Conflict, NotFound
 from plateforme.kv import KeyValueStore
 
 RP_NAME = "Martinique Connect"
-DEFAULT_NAME = "Clé d'accès"
+DEFAULT_NAME = N_("Clé d'accès")
 CHALLENGE_LIFETIME = 300
 TIMEOUT_MS = 120_000
 MAX_PASSKEYS = 20
-REFUSED = "La clé d'accès n'a pas pu être vérifiée."
+REFUSED = N_("La clé d'accès n'a pas pu être vérifiée.")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class PasskeyService:
     def _take(self, purpose: str, binding: str, user_id: uuid.UUID | None) -> bytes:
         raw = self._store.take(self._key(purpose, binding))
         if raw is None:
-            raise FactorFailed("La demande a expiré. Réessayez.")
+            raise FactorFailed(N_("La demande a expiré. Réessayez."))
         state = json.loads(raw)
         if state["user_id"] != (str(user_id) if user_id else None):
             raise FactorFailed(REFUSED)
@@ -113,7 +114,7 @@ class PasskeyService:
     def registration_options(self, user: User, binding: str) -> str:
         existing = self.list(user.id)
         if len(existing) >= MAX_PASSKEYS:
-            raise Conflict(f"Vous avez déjà {MAX_PASSKEYS} clés d'accès.")
+            raise Conflict(Msg("Vous avez déjà %(count)d clés d'accès.", count=MAX_PASSKEYS))
         options = generate_registration_options(
             rp_id=self.rp_id, rp_name=RP_NAME, user_id=user.id.bytes, user_name=user.email,
             user_display_name=user.name, timeout=TIMEOUT_MS,
@@ -136,7 +137,7 @@ class PasskeyService:
             )
             transports = json.loads(credential).get("response", {}).get("transports") or []
         except (WebAuthnException, ValueError, TypeError, AttributeError) as exc:
-            raise FactorFailed("La clé d'accès n'a pas pu être enregistrée.") from exc
+            raise FactorFailed(N_("La clé d'accès n'a pas pu être enregistrée.")) from exc
         record = WebAuthnCredential(
             user_id=user.id, credential_id=bytes_to_base64url(verified.credential_id),
             public_key=bytes_to_base64url(verified.credential_public_key),
@@ -148,7 +149,7 @@ class PasskeyService:
             taken = session.exec(select(WebAuthnCredential).where(
                 WebAuthnCredential.credential_id == record.credential_id)).first()
             if taken is not None:
-                raise FactorFailed("Cette clé d'accès est déjà enregistrée.")
+                raise FactorFailed(N_("Cette clé d'accès est déjà enregistrée."))
             session.add(record)
             session.commit()
         return record
@@ -233,10 +234,10 @@ class PasskeyService:
         try:
             pid = uuid.UUID(str(passkey_id))
         except ValueError:
-            raise NotFound("Clé d'accès introuvable.") from None
+            raise NotFound(N_("Clé d'accès introuvable.")) from None
         with Session(self._engine, expire_on_commit=False) as session:
             record = session.get(WebAuthnCredential, pid)
         if record is None or record.user_id != user_id:
-            raise NotFound("Clé d'accès introuvable.")
+            raise NotFound(N_("Clé d'accès introuvable."))
         return record
 

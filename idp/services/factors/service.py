@@ -10,6 +10,7 @@ from typing import Literal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
+from idp.i18n import N_
 from idp.models import RecoveryCode, TotpFactor, User, WebAuthnCredential
 from idp.services.factors.common import FactorFailed
 from idp.services.factors.passkeys import PasskeyService, PasskeyUse
@@ -23,11 +24,11 @@ from plateforme.kv import KeyValueStore
 
 Method = Literal["totp", "recovery", "passkey"]
 METHODS: tuple[Method, ...] = ("totp", "recovery", "passkey")
-THROTTLED = "Trop de tentatives. Réessayez dans quelques instants."
+THROTTLED = N_("Trop de tentatives. Réessayez dans quelques instants.")
 FAILURES = {
     "totp": WRONG_CODE,
-    "recovery": "Code de secours incorrect ou déjà utilisé.",
-    "passkey": "La clé d'accès n'a pas pu être vérifiée.",
+    "recovery": N_("Code de secours incorrect ou déjà utilisé."),
+    "passkey": N_("La clé d'accès n'a pas pu être vérifiée."),
 }
 
 # What the account's activity page (``/compte/activite``) shows for each event of the audit
@@ -36,68 +37,69 @@ FAILURES = {
 ACTIVITY_LABELS = {
     # signing in and out
     "login.success": "Connexion",
-    "login.failure": "Échec de connexion",
-    "login.throttled": "Tentative refusée (trop d'essais)",
-    "login.factor.failure": "Échec du second facteur",
-    "login.lockout": "Connexion bloquée temporairement après plusieurs échecs",
-    "login.stepup": "Connexion renforcée",
+    "login.failure": N_("Échec de connexion"),
+    "login.throttled": N_("Tentative refusée (trop d'essais)"),
+    "login.factor.failure": N_("Échec du second facteur"),
+    "login.lockout": N_("Connexion bloquée temporairement après plusieurs échecs"),
+    "login.stepup": N_("Connexion renforcée"),
     "logout": "Déconnexion",
-    "logout.backchannel_failed": "Déconnexion d'un service non confirmée",
+    "logout.backchannel_failed": N_("Déconnexion d'un service non confirmée"),
     # second factors
-    "mfa.totp.enrol": "Application d'authentification ajoutée",
-    "mfa.totp.rename": "Application d'authentification renommée",
-    "mfa.totp.remove": "Application d'authentification supprimée",
-    "mfa.passkey.enrol": "Clé d'accès ajoutée",
-    "mfa.passkey.rename": "Clé d'accès renommée",
-    "mfa.passkey.remove": "Clé d'accès supprimée",
-    "mfa.recovery.generate": "Nouveaux codes de secours",
-    "mfa.recovery.use": "Code de secours utilisé",
-    "mfa.recovery.clear": "Codes de secours supprimés (plus de second facteur)",
+    "mfa.totp.enrol": N_("Application d'authentification ajoutée"),
+    "mfa.totp.rename": N_("Application d'authentification renommée"),
+    "mfa.totp.remove": N_("Application d'authentification supprimée"),
+    "mfa.passkey.enrol": N_("Clé d'accès ajoutée"),
+    "mfa.passkey.rename": N_("Clé d'accès renommée"),
+    "mfa.passkey.remove": N_("Clé d'accès supprimée"),
+    "mfa.recovery.generate": N_("Nouveaux codes de secours"),
+    "mfa.recovery.use": N_("Code de secours utilisé"),
+    "mfa.recovery.clear": N_("Codes de secours supprimés (plus de second facteur)"),
     # the account
-    "account.register": "Création du compte",
-    "account.register_existing": "Tentative de création d'un compte avec votre adresse",
-    "account.verify_email": "Confirmation de l'adresse électronique",
-    "account.verification_resent": "Nouveau lien de confirmation demandé",
-    "account.export": "Téléchargement de vos données",
-    "account.delete": "Suppression du compte",
-    "password.reset_request": "Demande de réinitialisation du mot de passe",
-    "password.reset": "Réinitialisation du mot de passe",
-    "password.change": "Changement du mot de passe",
-    "profile.update": "Modification du profil",
-    "email.change_request": "Demande de changement d'adresse électronique",
-    "email.change": "Changement d'adresse électronique",
-    "session.end": "Fermeture d'une session",
-    "session.end_others": "Fermeture des autres sessions",
-    "consent.grant": "Autorisation donnée à un service",
-    "consent.implied": "Première connexion à un service de la Collectivité",
-    "consent.revoke": "Autorisation retirée à un service",
-    "application.revoke": "Accès d'un service retiré",
-    "token.revoke_grant": "Révocation de l'accès d'un service",
-    "membership.accept": "Acceptation d'une invitation dans une organisation",
+    "account.register": N_("Création du compte"),
+    "account.register_existing": N_("Tentative de création d'un compte avec votre adresse"),
+    "account.verify_email": N_("Confirmation de l'adresse électronique"),
+    "account.purge_unconfirmed": N_("Suppression d'un compte jamais confirmé"),
+    "account.verification_resent": N_("Nouveau lien de confirmation demandé"),
+    "account.export": N_("Téléchargement de vos données"),
+    "account.delete": N_("Suppression du compte"),
+    "password.reset_request": N_("Demande de réinitialisation du mot de passe"),
+    "password.reset": N_("Réinitialisation du mot de passe"),
+    "password.change": N_("Changement du mot de passe"),
+    "profile.update": N_("Modification du profil"),
+    "email.change_request": N_("Demande de changement d'adresse électronique"),
+    "email.change": N_("Changement d'adresse électronique"),
+    "session.end": N_("Fermeture d'une session"),
+    "session.end_others": N_("Fermeture des autres sessions"),
+    "consent.grant": N_("Autorisation donnée à un service"),
+    "consent.implied": N_("Première connexion à un service de la Collectivité"),
+    "consent.revoke": N_("Autorisation retirée à un service"),
+    "application.revoke": N_("Accès d'un service retiré"),
+    "token.revoke_grant": N_("Révocation de l'accès d'un service"),
+    "membership.accept": N_("Acceptation d'une invitation dans une organisation"),
     # what a staff member did in the administration console
-    "admin.sign_in": "Connexion à la console d'administration",
-    "admin.sign_out": "Déconnexion de la console d'administration",
-    "admin.refused": "Action refusée dans la console d'administration",
-    "admin.failed": "Action non aboutie dans la console d'administration",
-    "audit.export": "Export du journal d'audit",
-    "client.create": "Enregistrement d'une application cliente",
-    "client.update": "Modification d'une application cliente",
-    "client.rotate_secret": "Nouveau secret pour une application cliente",
-    "client.disable": "Désactivation d'une application cliente",
-    "client.enable": "Réactivation d'une application cliente",
-    "client.delete": "Suppression d'une application cliente",
-    "user.create": "Création d'un compte (administration)",
-    "user.lock": "Verrouillage d'un compte (administration)",
-    "user.unlock": "Déverrouillage d'un compte (administration)",
-    "user.end_sessions": "Fermeture des sessions d'un compte (administration)",
-    "user.reset_factors": "Réinitialisation des seconds facteurs d'un compte (administration)",
-    "user.delete": "Suppression d'un compte (administration)",
-    "organisation.create": "Création d'une organisation",
-    "membership.grant": "Attribution d'un rôle dans une organisation",
-    "membership.revoke": "Retrait d'un rôle dans une organisation",
-    "membership.invite": "Invitation d'une personne dans une organisation",
-    "key.rotate": "Renouvellement des clés de signature",
-    "key.retire": "Retrait d'une clé de signature",
+    "admin.sign_in": N_("Connexion à la console d'administration"),
+    "admin.sign_out": N_("Déconnexion de la console d'administration"),
+    "admin.refused": N_("Action refusée dans la console d'administration"),
+    "admin.failed": N_("Action non aboutie dans la console d'administration"),
+    "audit.export": N_("Export du journal d'audit"),
+    "client.create": N_("Enregistrement d'une application cliente"),
+    "client.update": N_("Modification d'une application cliente"),
+    "client.rotate_secret": N_("Nouveau secret pour une application cliente"),
+    "client.disable": N_("Désactivation d'une application cliente"),
+    "client.enable": N_("Réactivation d'une application cliente"),
+    "client.delete": N_("Suppression d'une application cliente"),
+    "user.create": N_("Création d'un compte (administration)"),
+    "user.lock": N_("Verrouillage d'un compte (administration)"),
+    "user.unlock": N_("Déverrouillage d'un compte (administration)"),
+    "user.end_sessions": N_("Fermeture des sessions d'un compte (administration)"),
+    "user.reset_factors": N_("Réinitialisation des seconds facteurs d'un compte (administration)"),
+    "user.delete": N_("Suppression d'un compte (administration)"),
+    "organisation.create": N_("Création d'une organisation"),
+    "membership.grant": N_("Attribution d'un rôle dans une organisation"),
+    "membership.revoke": N_("Retrait d'un rôle dans une organisation"),
+    "membership.invite": N_("Invitation d'une personne dans une organisation"),
+    "key.rotate": N_("Renouvellement des clés de signature"),
+    "key.retire": N_("Retrait d'une clé de signature"),
 }
 
 
@@ -180,7 +182,7 @@ class FactorService:
         """Check one second factor of ``user``; return its ``amr``. Raises
         :class:`FactorFailed` (wrong, replayed, used) or ``TooManyRequests`` (throttled)."""
         if method not in METHODS:
-            raise FactorFailed("Méthode inconnue.")
+            raise FactorFailed(N_("Méthode inconnue."))
         throttle = self.throttles[method]
         account = str(user.id)
         wait = throttle.retry_after(account, origin.address)
@@ -301,8 +303,8 @@ class FactorService:
 
     def regenerate_recovery_codes(self, user: User, *, origin: Origin) -> list[str]:
         if not self.has_second_factor(user.id):
-            raise Conflict("Ajoutez d'abord une application d'authentification ou une clé "
-                           "d'accès : les codes de secours les remplacent en cas de perte.")
+            raise Conflict(N_("Ajoutez d'abord une application d'authentification ou une clé "
+                           "d'accès : les codes de secours les remplacent en cas de perte."))
         codes = self.recovery.generate(user.id)
         self._audit("mfa.recovery.generate", user.id, origin, details={"count": len(codes)})
         return codes
@@ -324,8 +326,8 @@ class FactorService:
                 recovery_codes=self._count(session, RecoveryCode, uid),
             )
             if not counts.total:
-                raise Conflict("Ce compte n'a aucun second facteur : il n'y a rien à "
-                               "réinitialiser.")
+                raise Conflict(N_("Ce compte n'a aucun second facteur : il n'y a rien à "
+                               "réinitialiser."))
             for model in (TotpFactor, WebAuthnCredential, RecoveryCode):
                 session.exec(delete(model).where(  # type: ignore[call-overload]
                     col(model.user_id) == uid))

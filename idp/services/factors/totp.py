@@ -17,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from idp.i18n import N_, Msg
 from idp.models import TotpFactor, User
 from idp.services.factors.common import FactorFailed, SecretBox, aware, clean_name
 from plateforme.clock import Clock, SystemClock
@@ -28,7 +29,7 @@ STEP = 30
 VALID_WINDOW = 1  # one step before and after: clocks of phones drift
 MAX_FACTORS = 5
 PENDING_LIFETIME = timedelta(minutes=15)
-WRONG_CODE = "Code incorrect ou déjà utilisé."
+WRONG_CODE = N_("Code incorrect ou déjà utilisé.")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ class TotpService:
                 select(TotpFactor).where(TotpFactor.user_id == user.id)
             ).all()
             if sum(1 for f in factors if f.confirmed) >= MAX_FACTORS:
-                raise Conflict(f"Vous avez déjà {MAX_FACTORS} applications d'authentification.")
+                raise Conflict(Msg("Vous avez déjà %(count)d applications d'authentification.",
+                                    count=MAX_FACTORS))
             for factor in factors:
                 if not factor.confirmed:
                     if aware(factor.created_at) > now - PENDING_LIFETIME:
@@ -85,7 +87,7 @@ class TotpService:
     def pending(self, user: User, factor_id: uuid.UUID | str) -> TotpEnrolment:
         factor = self._get(user.id, factor_id)
         if factor.confirmed:
-            raise NotFound("Cet ajout est déjà terminé.")
+            raise NotFound(N_("Cet ajout est déjà terminé."))
         return self._enrolment(user, factor)
 
     def confirm(self, user_id: uuid.UUID, factor_id: uuid.UUID | str, code: str,
@@ -93,9 +95,9 @@ class TotpService:
         """Confirm a pending factor with its first code (which is then used up)."""
         factor = self._get(user_id, factor_id)
         if factor.confirmed:
-            raise NotFound("Cet ajout est déjà terminé.")
+            raise NotFound(N_("Cet ajout est déjà terminé."))
         if aware(factor.created_at) < self.clock.now() - PENDING_LIFETIME:
-            raise FactorFailed("Cet ajout a expiré. Recommencez.")
+            raise FactorFailed(N_("Cet ajout a expiré. Recommencez."))
         step = self._matching_step(factor, code)
         if step is None or not self._use_step(factor.id, step):
             raise FactorFailed(WRONG_CODE)

@@ -88,7 +88,8 @@ def test_profile_edit_and_address_change_confirmed_by_the_new_address(
                       phone_number="+596 696 12 34 56", street_address="12 rue Schœlcher",
                       postal_code="97200", locality="Fort-de-France", locale="en")
     assert saved.status_code == 303
-    assert "Votre profil est enregistré." in browser.get(platform.url + saved.headers[
+    # The account now prefers English: its pages follow.
+    assert "Your profile is saved." in browser.get(platform.url + saved.headers[
         "location"]).text
     stored = platform.provider.users.get(user["id"])
     assert stored.given_name == "Marie-Josée" and stored.locale == "en"
@@ -98,7 +99,7 @@ def test_profile_edit_and_address_change_confirmed_by_the_new_address(
     new_email = unique_email("nouvelle")
     wrong = post_form(browser, platform, "/compte/profil", "/compte/adresse",
                       new_email=new_email, email_password="pas-le-bon")
-    assert wrong.status_code == 422 and "Le mot de passe est incorrect." in wrong.text
+    assert wrong.status_code == 422 and "The password is incorrect." in wrong.text
     asked = post_form(browser, platform, "/compte/profil", "/compte/adresse",
                       new_email=new_email, email_password=user["password"])
     assert asked.status_code == 303
