@@ -24,6 +24,12 @@ class User(SQLModel, table=True):
     given_name: str | None = Field(default=None, max_length=100)
     family_name: str | None = Field(default=None, max_length=100)
     birthdate: str | None = Field(default=None, max_length=10)
+    # Civil status brought by FranceConnect (``family_name`` is then the birth name); read-only
+    # once verified (``civil_status_verified_at`` set by a FranceConnect sign-in).
+    gender: str | None = Field(default=None, max_length=10)
+    birthplace: str | None = Field(default=None, max_length=10)
+    birthcountry: str | None = Field(default=None, max_length=10)
+    civil_status_verified_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     phone_number: str | None = Field(default=None, max_length=32)
     phone_number_verified: bool = False
     address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -59,6 +65,8 @@ class Client(SQLModel, table=True):
     token_endpoint_auth_method: str = Field(default="client_secret_basic", max_length=40)
     jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     id_token_signed_response_alg: str | None = Field(default=None, max_length=10)
+    # OIDC Core §5.3.2 / Dynamic Registration §2: UserInfo answered as a signed JWT when set.
+    userinfo_signed_response_alg: str | None = Field(default=None, max_length=10)
     subject_type: str = Field(default="pairwise", max_length=10)
     sector_identifier: str | None = Field(default=None, max_length=255)
     first_party: bool = False
@@ -264,3 +272,18 @@ class WebAuthnCredential(SQLModel, table=True):
     backed_up: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class FederatedIdentity(SQLModel, table=True):
+    """An account's link to an identity at an upstream OpenID provider (FranceConnect): the
+    upstream ``sub`` is what a return visit is recognised by."""
+
+    __tablename__ = "idp_federated_identity"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_idp_federated_issuer_sub"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    issuer: str = Field(max_length=255)
+    subject: str = Field(max_length=255)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    last_login_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

@@ -14,6 +14,7 @@ from idp.models import (
     Client,
     Consent,
     EmailToken,
+    FederatedIdentity,
     Grant,
     Organisation,
     RecoveryCode,
@@ -214,3 +215,22 @@ def list_factors(*, session: Session, user_id: uuid.UUID
 
 def get_organisation(*, session: Session, slug: str) -> Organisation | None:
     return session.exec(select(Organisation).where(Organisation.slug == slug)).first()
+
+
+# --- federated identities (FranceConnect) ------------------------------------------------
+
+def get_federated_identity(*, session: Session, issuer: str, subject: str
+                           ) -> FederatedIdentity | None:
+    return session.exec(select(FederatedIdentity).where(
+        FederatedIdentity.issuer == issuer, FederatedIdentity.subject == subject)).first()
+
+
+def list_federated_identities(*, session: Session, user_id: uuid.UUID
+                              ) -> Sequence[FederatedIdentity]:
+    return session.exec(select(FederatedIdentity).where(
+        FederatedIdentity.user_id == user_id)).all()
+
+
+def list_users_born(*, session: Session, birthdate: str) -> Sequence[User]:
+    """Accounts with this birthdate (the civil-status reconciliation narrows them down)."""
+    return session.exec(select(User).where(User.birthdate == birthdate).limit(1000)).all()

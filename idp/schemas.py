@@ -40,6 +40,8 @@ class ClientCreate(BaseModel):
     ] = "client_secret_basic"  # noqa: S105 - a method name, not a secret
     jwks: dict[str, object] | None = None
     id_token_signed_response_alg: Literal["ES256", "RS256"] | None = None
+    # OIDC Core §5.3.2: UserInfo as a signed JWT (``application/jwt``) when set.
+    userinfo_signed_response_alg: Literal["ES256", "RS256"] | None = None
     subject_type: Literal["pairwise", "public"] = "pairwise"
     first_party: bool = False
     organisation: str | None = None

@@ -117,6 +117,7 @@ class ClientService:
             token_endpoint_auth_method=data.token_endpoint_auth_method,
             jwks=json.dumps(data.jwks) if data.jwks else None,
             id_token_signed_response_alg=data.id_token_signed_response_alg,
+            userinfo_signed_response_alg=data.userinfo_signed_response_alg,
             subject_type=data.subject_type,
             first_party=data.first_party,
             organisation=data.organisation,

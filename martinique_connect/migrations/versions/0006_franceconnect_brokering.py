@@ -1,0 +1,51 @@
+"""FranceConnect brokering: civil status on accounts, federated identities, signed UserInfo
+
+Revision ID: 0006
+Revises: 0003
+Create Date: 2026-11-29
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+
+revision = '0006'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('idp_user', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('gender', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True))
+        batch_op.add_column(sa.Column('birthplace', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True))
+        batch_op.add_column(sa.Column('birthcountry', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True))
+        batch_op.add_column(sa.Column('civil_status_verified_at', sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('idp_client', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('userinfo_signed_response_alg', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True))
+    op.create_table('idp_federated_identity',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('issuer', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['idp_user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('issuer', 'subject', name='uq_idp_federated_issuer_sub')
+    )
+    with op.batch_alter_table('idp_federated_identity', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_idp_federated_identity_user_id'), ['user_id'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('idp_federated_identity', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_idp_federated_identity_user_id'))
+    op.drop_table('idp_federated_identity')
+    with op.batch_alter_table('idp_client', schema=None) as batch_op:
+        batch_op.drop_column('userinfo_signed_response_alg')
+    with op.batch_alter_table('idp_user', schema=None) as batch_op:
+        batch_op.drop_column('civil_status_verified_at')
+        batch_op.drop_column('birthcountry')
+        batch_op.drop_column('birthplace')
+        batch_op.drop_column('gender')
