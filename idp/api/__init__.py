@@ -7,6 +7,7 @@ from idp.api import (
     authorize,
     demo_inbox,
     discovery,
+    franceconnect,
     login,
     oauth,
     register,
@@ -24,5 +25,6 @@ router.include_router(oauth.router)
 router.include_router(register.router)
 router.include_router(account.router)
 router.include_router(demo_inbox.router)
+router.include_router(franceconnect.router)
 
 __all__ = ["router"]

@@ -31,7 +31,7 @@ import re
 import secrets
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -574,6 +574,11 @@ class AccountService:
             user = repository.get_user(session=session, user_id=uuid.UUID(str(user_id)))
             if user is None:
                 raise NotFound("compte introuvable")
+            if user.civil_status_verified_at is not None:
+                # Verified by FranceConnect (idp.services.brokering): read-only here.
+                profile = replace(profile, given_name=user.given_name or "",
+                                  family_name=user.family_name or "",
+                                  birthdate=user.birthdate or "")
             changed = profile.apply(user)
             if changed:
                 user.updated_at = utcnow()

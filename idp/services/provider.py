@@ -13,6 +13,7 @@ from sqlmodel import Session
 from idp.keys import KeyCipher
 from idp.models import Client
 from idp.services.accounts import AccountService
+from idp.services.brokering import BrokeringService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.factors import FactorReset, FactorService
@@ -81,6 +82,7 @@ class Provider:
             retries=settings.backchannel_logout_retries, http=http,
         )
         self.accounts = AccountService(self)
+        self.brokering = BrokeringService(engine, self.journal)
 
     def subject_for(self, user_id: object, client: Client) -> str:
         return self.subjects.subject(uuid.UUID(str(user_id)), client)
