@@ -72,6 +72,9 @@ class Client(SQLModel, table=True):
     first_party: bool = False
     organisation: str | None = Field(default=None, index=True, max_length=100)
     default_acr: str | None = Field(default=None, max_length=20)
+    # The client accepts sessions where a person acts for another under a mandate (its
+    # tokens then carry ``act``, RFC 8693 §4.1); a client that never opted in never sees one.
+    delegation_allowed: bool = False
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
@@ -107,6 +110,10 @@ class Grant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     revoked_reason: str | None = Field(default=None, max_length=100)
+    # A delegated grant: ``user_id`` is the mandator, ``actor_id`` the mandatary who acted.
+    actor_id: uuid.UUID | None = Field(default=None, foreign_key="idp_user.id",
+                                       ondelete="CASCADE")
+    mandate_id: uuid.UUID | None = Field(default=None, index=True)
 
 
 class RefreshToken(SQLModel, table=True):
@@ -287,3 +294,37 @@ class FederatedIdentity(SQLModel, table=True):
     user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     last_login_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Mandate(SQLModel, table=True):
+    """Person A (mandator) lets person B (mandatary) act for them, on some clients and/or
+    scopes, between two dates, until A revokes it. ``origin``: ``self`` (A in the account
+    console), ``relationship`` (recorded by the collectivity: parent of a minor child, legal
+    guardian), ``mediator`` (an accredited mediator with A present; A confirms with a one-time
+    code sent to A's address: ``pending`` until then)."""
+
+    __tablename__ = "idp_mandate"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    mandator_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    mandatary_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    origin: str = Field(max_length=20)
+    relationship: str | None = Field(default=None, max_length=20)
+    clients: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    scopes: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    starts_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    ends_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    status: str = Field(default="active", index=True, max_length=10)
+    created_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    confirmation_hash: str | None = Field(default=None, max_length=64)
+    confirmation_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    confirmation_attempts: int = 0
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_by: str | None = Field(default=None, max_length=64)
+
+    def client_list(self) -> list[str]:
+        return list(json.loads(self.clients or "[]"))
+
+    def scope_list(self) -> list[str]:
+        return list(json.loads(self.scopes or "[]"))

@@ -16,6 +16,7 @@ from idp.models import (
     EmailToken,
     FederatedIdentity,
     Grant,
+    Mandate,
     Organisation,
     RecoveryCode,
     RefreshToken,
@@ -234,3 +235,27 @@ def list_federated_identities(*, session: Session, user_id: uuid.UUID
 def list_users_born(*, session: Session, birthdate: str) -> Sequence[User]:
     """Accounts with this birthdate (the civil-status reconciliation narrows them down)."""
     return session.exec(select(User).where(User.birthdate == birthdate).limit(1000)).all()
+
+
+# --- mandates (delegation) -------------------------------------------------------------------
+
+def get_mandate(*, session: Session, mandate_id: uuid.UUID) -> Mandate | None:
+    return session.get(Mandate, mandate_id)
+
+
+def list_mandates(*, session: Session, mandator_id: uuid.UUID | None = None,
+                  mandatary_id: uuid.UUID | None = None, status: str | None = None
+                  ) -> Sequence[Mandate]:
+    query = select(Mandate).order_by(col(Mandate.created_at).desc())
+    if mandator_id is not None:
+        query = query.where(Mandate.mandator_id == mandator_id)
+    if mandatary_id is not None:
+        query = query.where(Mandate.mandatary_id == mandatary_id)
+    if status is not None:
+        query = query.where(Mandate.status == status)
+    return session.exec(query).all()
+
+
+def list_mandate_grants(*, session: Session, mandate_id: uuid.UUID) -> Sequence[Grant]:
+    return session.exec(select(Grant).where(
+        Grant.mandate_id == mandate_id, col(Grant.revoked_at).is_(None))).all()

@@ -728,7 +728,15 @@ class AccountService:
     # -- activity, export, deletion -------------------------------------------------------
 
     def activity(self, user_id: uuid.UUID | str, *, limit: int = 100) -> list[AuditEvent]:
-        return self._p.journal.search(AuditQuery(actor=str(user_id)), limit=limit)
+        """What the person did, and what was done for them under a mandate (a mandatary's
+        acts and the mandates given or withdrawn name them as ``target``)."""
+        own = self._p.journal.search(AuditQuery(actor=str(user_id)), limit=limit)
+        for_them = [e for prefix in ("mandate.", "delegation.")
+                    for e in self._p.journal.search(
+                        AuditQuery(target=str(user_id), action=prefix), limit=limit)
+                    if e.actor != str(user_id)]
+        merged = {e.seq: e for e in own + for_them}
+        return sorted(merged.values(), key=lambda e: e.seq, reverse=True)[:limit]
 
     def export(self, sso: SSOSession, caller: Caller) -> dict[str, Any]:
         """Everything held about the person, secrets excepted (hashes, keys, session ids)."""

@@ -98,6 +98,14 @@ ACTIVITY_LABELS = {
     "membership.invite": "Invitation d'une personne dans une organisation",
     "key.rotate": "Renouvellement des clés de signature",
     "key.retire": "Retrait d'une clé de signature",
+    # FranceConnect and delegation (procurations)
+    "franceconnect.login": "Connexion avec FranceConnect",
+    "franceconnect.link": "Compte relié à FranceConnect",
+    "mandate.create": "Procuration donnée",
+    "mandate.request": "Demande de procuration par un médiateur",
+    "mandate.confirm": "Procuration confirmée par code",
+    "mandate.revoke": "Procuration retirée",
+    "delegation.login": "Connexion pour le compte d'une autre personne",
 }
 
 
