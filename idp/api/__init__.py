@@ -5,6 +5,8 @@ from fastapi import APIRouter
 from idp.api import (
     account,
     authorize,
+    delegation,
+    delegation_console,
     demo_inbox,
     discovery,
     franceconnect,
@@ -26,5 +28,7 @@ router.include_router(register.router)
 router.include_router(account.router)
 router.include_router(demo_inbox.router)
 router.include_router(franceconnect.router)
+router.include_router(delegation.router)
+router.include_router(delegation_console.router)
 
 __all__ = ["router"]

@@ -50,6 +50,7 @@ NAVIGATION = [
     ("/compte/securite", "Sécurité"), ("/compte/mot-de-passe", "Mot de passe"),
     ("/compte/sessions", "Sessions"), ("/compte/applications", "Applications connectées"),
     ("/compte/activite", "Activité"), ("/compte/donnees", "Mes données"),
+    ("/compte/procurations", "Procurations"),
 ]
 
 DONE = {
