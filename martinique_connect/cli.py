@@ -235,6 +235,8 @@ def clients_create(
     scope: Annotated[list[str] | None, typer.Option()] = None,
     auth_method: Annotated[str, typer.Option()] = "client_secret_basic",
     first_party: Annotated[bool, typer.Option("--first-party")] = False,
+    delegation_allowed: Annotated[bool, typer.Option(
+        "--delegation-allowed", help="Accepte les connexions par procuration (act).")] = False,
     public_subject: Annotated[bool, typer.Option("--public-subject")] = False,
     id_token_alg: Annotated[str | None, typer.Option()] = None,
     jwks_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
@@ -257,6 +259,8 @@ def clients_create(
     }
     if default_acr:
         data["default_acr"] = default_acr
+    if delegation_allowed:
+        data["delegation_allowed"] = True
     if grant_type:
         data["grant_types"] = grant_type
     if scope:
