@@ -34,6 +34,7 @@ run: $(STAMP)
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \
 	  MC_ISSUER=http://localhost:8003 MC_PORT=8003 MC_DATA_DIR=$(MC_DATA_DIR)/franceconnect \
+	    MC_DATABASE_URL= MC_REDIS_URL= MC_BLOB_URL= MC_SMTP_URL= \
 	    $(BIN)/martinique-connect serve & \
 	  (set -a; . ./$(MC_DATA_DIR)/franceconnect-demo.env; MC_DEMO=1 exec $(BIN)/martinique-connect serve)
 

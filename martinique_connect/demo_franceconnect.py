@@ -35,7 +35,9 @@ CITIZEN = {
 def seed(data_dir: Path, broker_issuer: str) -> dict[str, str]:
     """Create the upstream's client and citizen if missing; return the provider's
     ``MC_FRANCECONNECT_*`` settings."""
-    settings = Settings(issuer=UPSTREAM_ISSUER, port=8003, data_dir=data_dir / "franceconnect")
+    # Its own SQLite database and in-process store, whatever MC_DATABASE_URL/MC_REDIS_URL say.
+    settings = Settings(issuer=UPSTREAM_ISSUER, port=8003, data_dir=data_dir / "franceconnect",
+                        database_url=None, redis_url=None, blob_url=None, smtp_url=None)
     app = create_app(settings)
     provider = app.state.provider
     env_file = data_dir / "franceconnect-demo.env"

@@ -86,6 +86,7 @@ def upstream_provider() -> Iterator[Upstream]:
     port = free_port()
     settings = Settings(
         issuer=f"http://localhost:{port}", port=port, data_dir=data_dir, environment="test",
+        database_url=None, redis_url=None,
         secret_key="upstream-" + secrets.token_hex(16), address_free_attempts=10_000,
     )
     app = create_app(settings)
