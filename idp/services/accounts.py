@@ -786,6 +786,16 @@ class AccountService:
             "memberships": [{"organisation": g.organisation,
                              "organisation_name": g.organisation_name, "role": g.role}
                             for g in self._p.organisations.roles_of(uid)],
+            "civil_status": {"gender": user.gender, "birthplace": user.birthplace,
+                             "birthcountry": user.birthcountry,
+                             "verified_at": user.civil_status_verified_at},
+            "mandates": [{"id": str(m.id), "mandator": str(m.mandator_id),
+                          "mandatary": str(m.mandatary_id), "origin": m.origin,
+                          "relationship": m.relationship, "clients": m.client_list(),
+                          "scopes": m.scope_list(), "starts_at": m.starts_at,
+                          "ends_at": m.ends_at, "status": m.status,
+                          "revoked_at": m.revoked_at}
+                         for m in self._p.mandates.given(uid) + self._p.mandates.received(uid)],
             **data,
             "activity": [{"at": e.at, "action": e.action, "outcome": e.outcome,
                           "target": e.target, "address": e.address, "reason": e.reason,

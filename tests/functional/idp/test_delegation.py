@@ -275,6 +275,11 @@ def test_giving_a_mandate_in_the_console(platform, browser) -> None:
     [mandate] = platform.provider.mandates.given(giver["id"])
     assert mandate.origin == "self" and mandate.client_list() == [client["client_id"]]
     assert mandate.scope_list() == ["openid", "profile"]
+    data_page = browser.get(platform.url + "/compte/donnees")
+    export = browser.post(platform.url + "/compte/donnees/export",
+                          browser.form_fields(data_page.text, "/compte/donnees/export")).json()
+    assert [m["id"] for m in export["mandates"]] == [str(mandate.id)]
+    assert export["mandates"][0]["mandatary"] == str(helper["id"])
     unknown = browser.post(platform.url + "/compte/procurations", {
         **fields, "mandatary": "personne@example.mq", "ends_at": ends})
     assert unknown.status_code == 422
