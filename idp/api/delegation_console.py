@@ -91,9 +91,9 @@ def _row(provider: Provider, mandate: Mandate, names: dict[str, str], *, other: 
          ) -> dict[str, Any]:
     person = provider.users.get(getattr(mandate, other))
     status = mandate.status
-    if status == "active" and not is_active(mandate):
-        status = "expired" if mandate.ends_at.replace(tzinfo=mandate.ends_at.tzinfo or UTC
-                                                      ) <= datetime.now(UTC) else "active"
+    ends = mandate.ends_at if mandate.ends_at.tzinfo else mandate.ends_at.replace(tzinfo=UTC)
+    if status == "active" and not is_active(mandate) and ends <= datetime.now(UTC):
+        status = "expired"
     return {
         "id": str(mandate.id), "person": person.name if person else "—",
         "origin": ORIGIN_LABELS.get(mandate.origin, mandate.origin),
@@ -128,13 +128,13 @@ def _list_page(request: Request, templates: Jinja2Templates, provider: Provider,
         "received": [_row(provider, m, names, other="mandator_id")
                      for m in provider.mandates.received(sso.user_id)],
         "mediator": _is_mediator(provider, sso.uid),
-        "csrf_create": csrf_token(request, provider_csrf(request), "mandate-create"),
-        "csrf_revoke": csrf_token(request, provider_csrf(request), "mandate-revoke"),
+        "csrf_create": csrf_token(request, _csrf_of(request), "mandate-create"),
+        "csrf_revoke": csrf_token(request, _csrf_of(request), "mandate-revoke"),
         "errors": errors or {}, "values": values or {},
     }, status_code)
 
 
-def provider_csrf(request: Request) -> Any:
+def _csrf_of(request: Request) -> Any:
     return request.app.state.csrf
 
 
@@ -207,7 +207,7 @@ def _mediation_page(request: Request, templates: Jinja2Templates, provider: Prov
                     sso: SSOSession, *, pending: str = "", person: str = "",
                     errors: dict[str, str] | None = None, values: dict[str, Any] | None = None,
                     status_code: int = 200) -> Response:
-    csrf = provider_csrf(request)
+    csrf = _csrf_of(request)
     return _page(request, templates, provider, sso, "delegation_mediation.html", {
         "title": "Procuration au guichet", "mediator": _is_mediator(provider, sso.uid),
         "pending": pending, "person": person, "minutes": int(CODE_LIFETIME.total_seconds() // 60),
