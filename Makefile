@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## make run: migrations, signing keys, demo data, then the provider (8000) and the two demo
-## applications (8001 cantine, 8002 stationnement). Ctrl-C stops everything.
+## make run: migrations, signing keys, demo data, then the provider (8000), the two demo
+## applications (8001 cantine, 8002 stationnement) and the demo FranceConnect
+## (localhost:8003, docs/franceconnect.md). Ctrl-C stops everything.
 ## The provider answers on http://localhost:8000 (not 127.0.0.1, DESIGN's default for
 ## MC_ISSUER): browsers refuse passkeys (WebAuthn) on an IP address. MC_ISSUER=… make run
 ## chooses another address.
@@ -24,6 +25,7 @@ run: export MC_ISSUER ?= http://localhost:8000
 run: $(STAMP)
 	$(BIN)/martinique-connect db upgrade
 	$(BIN)/martinique-connect demo seed
+	$(BIN)/python -m martinique_connect.demo_franceconnect $(MC_DATA_DIR)
 	@echo ""
 	@echo "  Martinique Connect : $(MC_ISSUER)/.well-known/openid-configuration"
 	@echo "  Cantine scolaire   : http://127.0.0.1:8001/"
@@ -37,7 +39,10 @@ run: $(STAMP)
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(BIN)/python -m demo_rp $(MC_DATA_DIR)/demo.json & \
-	  MC_DEMO=1 $(BIN)/martinique-connect serve
+	  MC_ISSUER=http://localhost:8003 MC_PORT=8003 MC_DATA_DIR=$(MC_DATA_DIR)/franceconnect \
+	    MC_DATABASE_URL= MC_REDIS_URL= MC_BLOB_URL= MC_SMTP_URL= \
+	    $(BIN)/martinique-connect serve & \
+	  (set -a; . ./$(MC_DATA_DIR)/franceconnect-demo.env; MC_DEMO=1 exec $(BIN)/martinique-connect serve)
 
 ## Debian's Chromium for the browser tests (never a downloaded browser).
 browser:

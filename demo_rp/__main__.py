@@ -12,6 +12,7 @@ import uvicorn
 from demo_rp.app import create_rp
 
 COLORS = {"cantine-scolaire": "#005b4f", "stationnement": "#6a1b9a"}
+PAYMENTS = {"cantine-scolaire": "Payer la cantine du mois"}
 
 
 async def _main(path: str) -> None:
@@ -27,7 +28,7 @@ async def _main(path: str) -> None:
             client_secret=spec["client_secret"], base_url=base,
             color=COLORS.get(spec["client_id"], "#005b4f"),
             other_app=(others[0]["name"], f"http://127.0.0.1:{others[0]['port']}/login")
-            if others else None,
+            if others else None, payment=PAYMENTS.get(spec["client_id"]),
         )
         config = uvicorn.Config(app, host="127.0.0.1", port=spec["port"], log_level="warning")
         servers.append(uvicorn.Server(config))

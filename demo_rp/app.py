@@ -67,9 +67,10 @@ class LocalSessions:
 def create_rp(
     *, name: str, issuer: str, client_id: str, client_secret: str, base_url: str,
     color: str = "#005b4f", other_app: tuple[str, str] | None = None,
-    http_verify: bool = True,
+    http_verify: bool = True, payment: str | None = None,
 ) -> Starlette:
-    """Build the application. ``other_app`` is (label, url) of a sibling service."""
+    """Build the application. ``other_app`` is (label, url) of a sibling service;
+    ``payment`` the label of a payment the signed-in person can make (the canteen bill)."""
     sessions = LocalSessions()
     oauth = OAuth()
     oauth.register(
@@ -100,12 +101,34 @@ def create_rp(
                         '<p><a class="bouton" href="/login">Se connecter avec Martinique Connect'
                         "</a></p>" + sibling)
         who = html.escape(user.get("name") or user.get("email") or "")
+        acting = ""
+        if user.get("act"):
+            # RFC 8693 act claim: someone acts for the person under a mandate.
+            acting = ('<p class="procuration"><strong>Procuration :</strong> vous agissez pour '
+                      f"le compte de {who}. Ce que vous faites ici est enregistré dans son "
+                      "historique et dans le vôtre.</p>")
+        pay = ""
+        if payment:
+            pay = ('<form method="post" action="/payer"><button type="submit">'
+                   f"{html.escape(payment)}</button></form>")
         return page(f"Bonjour {who}", (
             f"<p>Vous êtes connecté à « {html.escape(name)} » avec Martinique Connect.</p>"
-            f"<p>Identifiant pour ce service (sub) : <code>{html.escape(user['sub'])}</code></p>"
-            + sibling + '<form method="post" action="/logout"><button type="submit">'
+            + acting
+            + f"<p>Identifiant pour ce service (sub) : <code>{html.escape(user['sub'])}</code></p>"
+            + pay + sibling + '<form method="post" action="/logout"><button type="submit">'
             "Se déconnecter</button></form>"
         ))
+
+    async def pay(request: Request) -> Response:
+        user = current(request)
+        if user is None or not payment:
+            return RedirectResponse("/", status_code=303)
+        who = html.escape(user.get("name") or user.get("email") or "")
+        by = " (par procuration)" if user.get("act") else ""
+        user.setdefault("payments", []).append(time.time())
+        return page("Paiement enregistré", (
+            f"<p>Paiement enregistré pour {who}{by}.</p>"
+            '<p><a href="/">Revenir à l\'accueil</a></p>'))
 
     async def login(request: Request) -> Response:
         return await mc.authorize_redirect(request, f"{base_url}/auth/callback")  # type: ignore[no-any-return]
@@ -122,6 +145,7 @@ def create_rp(
         data = {
             "sub": claims["sub"], "sid": claims.get("sid"), "name": info.get("name"),
             "email": info.get("email"), "id_token": token.get("id_token"),
+            "act": claims.get("act"),
             "at": time.time(),
         }
         request.session["local_id"] = sessions.create(data)
@@ -178,6 +202,7 @@ def create_rp(
         routes=[
             Route("/", home), Route("/login", login), Route("/auth/callback", callback),
             Route("/logout", logout, methods=["POST", "GET"]),
+            Route("/payer", pay, methods=["POST"]),
             Route("/backchannel-logout", backchannel_logout, methods=["POST"]),
         ],
         middleware=[Middleware(

@@ -24,6 +24,12 @@ class User(SQLModel, table=True):
     given_name: str | None = Field(default=None, max_length=100)
     family_name: str | None = Field(default=None, max_length=100)
     birthdate: str | None = Field(default=None, max_length=10)
+    # Civil status brought by FranceConnect (``family_name`` is then the birth name); read-only
+    # once verified (``civil_status_verified_at`` set by a FranceConnect sign-in).
+    gender: str | None = Field(default=None, max_length=10)
+    birthplace: str | None = Field(default=None, max_length=10)
+    birthcountry: str | None = Field(default=None, max_length=10)
+    civil_status_verified_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     phone_number: str | None = Field(default=None, max_length=32)
     phone_number_verified: bool = False
     address: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -59,11 +65,16 @@ class Client(SQLModel, table=True):
     token_endpoint_auth_method: str = Field(default="client_secret_basic", max_length=40)
     jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     id_token_signed_response_alg: str | None = Field(default=None, max_length=10)
+    # OIDC Core §5.3.2 / Dynamic Registration §2: UserInfo answered as a signed JWT when set.
+    userinfo_signed_response_alg: str | None = Field(default=None, max_length=10)
     subject_type: str = Field(default="pairwise", max_length=10)
     sector_identifier: str | None = Field(default=None, max_length=255)
     first_party: bool = False
     organisation: str | None = Field(default=None, index=True, max_length=100)
     default_acr: str | None = Field(default=None, max_length=20)
+    # The client accepts sessions where a person acts for another under a mandate (its
+    # tokens then carry ``act``, RFC 8693 §4.1); a client that never opted in never sees one.
+    delegation_allowed: bool = False
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
@@ -99,6 +110,10 @@ class Grant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     revoked_reason: str | None = Field(default=None, max_length=100)
+    # A delegated grant: ``user_id`` is the mandator, ``actor_id`` the mandatary who acted.
+    actor_id: uuid.UUID | None = Field(default=None, foreign_key="idp_user.id",
+                                       ondelete="CASCADE")
+    mandate_id: uuid.UUID | None = Field(default=None, index=True)
 
 
 class RefreshToken(SQLModel, table=True):
@@ -264,3 +279,52 @@ class WebAuthnCredential(SQLModel, table=True):
     backed_up: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
     last_used_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class FederatedIdentity(SQLModel, table=True):
+    """An account's link to an identity at an upstream OpenID provider (FranceConnect): the
+    upstream ``sub`` is what a return visit is recognised by."""
+
+    __tablename__ = "idp_federated_identity"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_idp_federated_issuer_sub"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    issuer: str = Field(max_length=255)
+    subject: str = Field(max_length=255)
+    user_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    last_login_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Mandate(SQLModel, table=True):
+    """Person A (mandator) lets person B (mandatary) act for them, on some clients and/or
+    scopes, between two dates, until A revokes it. ``origin``: ``self`` (A in the account
+    console), ``relationship`` (recorded by the collectivity: parent of a minor child, legal
+    guardian), ``mediator`` (an accredited mediator with A present; A confirms with a one-time
+    code sent to A's address: ``pending`` until then)."""
+
+    __tablename__ = "idp_mandate"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    mandator_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    mandatary_id: uuid.UUID = Field(index=True, foreign_key="idp_user.id", ondelete="CASCADE")
+    origin: str = Field(max_length=20)
+    relationship: str | None = Field(default=None, max_length=20)
+    clients: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    scopes: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    starts_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    ends_at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    status: str = Field(default="active", index=True, max_length=10)
+    created_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    confirmation_hash: str | None = Field(default=None, max_length=64)
+    confirmation_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    confirmation_attempts: int = 0
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    revoked_by: str | None = Field(default=None, max_length=64)
+
+    def client_list(self) -> list[str]:
+        return list(json.loads(self.clients or "[]"))
+
+    def scope_list(self) -> list[str]:
+        return list(json.loads(self.scopes or "[]"))

@@ -14,7 +14,9 @@ from idp.models import (
     Client,
     Consent,
     EmailToken,
+    FederatedIdentity,
     Grant,
+    Mandate,
     Organisation,
     RecoveryCode,
     RefreshToken,
@@ -214,3 +216,46 @@ def list_factors(*, session: Session, user_id: uuid.UUID
 
 def get_organisation(*, session: Session, slug: str) -> Organisation | None:
     return session.exec(select(Organisation).where(Organisation.slug == slug)).first()
+
+
+# --- federated identities (FranceConnect) ------------------------------------------------
+
+def get_federated_identity(*, session: Session, issuer: str, subject: str
+                           ) -> FederatedIdentity | None:
+    return session.exec(select(FederatedIdentity).where(
+        FederatedIdentity.issuer == issuer, FederatedIdentity.subject == subject)).first()
+
+
+def list_federated_identities(*, session: Session, user_id: uuid.UUID
+                              ) -> Sequence[FederatedIdentity]:
+    return session.exec(select(FederatedIdentity).where(
+        FederatedIdentity.user_id == user_id)).all()
+
+
+def list_users_born(*, session: Session, birthdate: str) -> Sequence[User]:
+    """Accounts with this birthdate (the civil-status reconciliation narrows them down)."""
+    return session.exec(select(User).where(User.birthdate == birthdate).limit(1000)).all()
+
+
+# --- mandates (delegation) -------------------------------------------------------------------
+
+def get_mandate(*, session: Session, mandate_id: uuid.UUID) -> Mandate | None:
+    return session.get(Mandate, mandate_id)
+
+
+def list_mandates(*, session: Session, mandator_id: uuid.UUID | None = None,
+                  mandatary_id: uuid.UUID | None = None, status: str | None = None
+                  ) -> Sequence[Mandate]:
+    query = select(Mandate).order_by(col(Mandate.created_at).desc())
+    if mandator_id is not None:
+        query = query.where(Mandate.mandator_id == mandator_id)
+    if mandatary_id is not None:
+        query = query.where(Mandate.mandatary_id == mandatary_id)
+    if status is not None:
+        query = query.where(Mandate.status == status)
+    return session.exec(query).all()
+
+
+def list_mandate_grants(*, session: Session, mandate_id: uuid.UUID) -> Sequence[Grant]:
+    return session.exec(select(Grant).where(
+        Grant.mandate_id == mandate_id, col(Grant.revoked_at).is_(None))).all()

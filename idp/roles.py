@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 PLATFORM_ROLES = ("ctm_admin", "support", "catalogue_manager", "approver", "archival_authority")
-ORGANISATION_ROLES = ("org_admin", "archivist", "buyer", "viewer")
+ORGANISATION_ROLES = ("org_admin", "archivist", "buyer", "viewer", "mediator")
 ALL_ROLES = PLATFORM_ROLES + ORGANISATION_ROLES
 ORGANISATION_KINDS = ("commune", "epci", "ctm", "sdis", "other")
 PLATFORM_ORGANISATION = "ctm"
@@ -18,4 +18,5 @@ ROLE_LABELS = {
     "archivist": "archiviste",
     "buyer": "acheteur",
     "viewer": "lecteur",
+    "mediator": "médiateur numérique habilité (procurations)",
 }

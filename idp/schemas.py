@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:token-exchange")
 SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 
 
@@ -31,7 +32,8 @@ class ClientCreate(BaseModel):
     redirect_uris: list[str] = Field(default_factory=list)
     post_logout_redirect_uris: list[str] = Field(default_factory=list)
     backchannel_logout_uri: str | None = None
-    grant_types: list[Literal["authorization_code", "refresh_token", "client_credentials"]] = (
+    grant_types: list[Literal["authorization_code", "refresh_token", "client_credentials",
+                              "urn:ietf:params:oauth:grant-type:token-exchange"]] = (
         Field(default_factory=lambda: ["authorization_code", "refresh_token"])  # type: ignore[arg-type]
     )
     scopes: list[str] = Field(default_factory=lambda: list(SCOPES))
@@ -40,12 +42,16 @@ class ClientCreate(BaseModel):
     ] = "client_secret_basic"  # noqa: S105 - a method name, not a secret
     jwks: dict[str, object] | None = None
     id_token_signed_response_alg: Literal["ES256", "RS256"] | None = None
+    # OIDC Core §5.3.2: UserInfo as a signed JWT (``application/jwt``) when set.
+    userinfo_signed_response_alg: Literal["ES256", "RS256"] | None = None
     subject_type: Literal["pairwise", "public"] = "pairwise"
     first_party: bool = False
     organisation: str | None = None
     client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._~-]{3,100}$")
     # The minimum assurance level of every sign-in to this client (step-up when below).
     default_acr: Literal["eidas1", "eidas2"] | None = None
+    # Accepts delegated sessions (a person acting for another under a mandate, ``act``).
+    delegation_allowed: bool = False
 
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod
@@ -85,6 +91,7 @@ class ClientPublic(BaseModel):
     organisation: str | None
     disabled: bool
     default_acr: str | None = None
+    delegation_allowed: bool = False
     client_secret: str | None = None
 
 

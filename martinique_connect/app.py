@@ -24,6 +24,7 @@ from admin_ui import router as admin_router
 from idp.api import router as idp_router
 from idp.api.cors import PublicClientCORS
 from idp.api.discovery import WellKnownMiddleware
+from idp.api.franceconnect import franceconnect_upstream
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors
 from martinique_connect.database import upgrade
@@ -86,6 +87,8 @@ def create_app(
     app.state.provider = provider
     app.state.oauth2_server = StarletteServer(provider)
     app.state.templates = _templates()
+    app.state.franceconnect = franceconnect_upstream(settings)
+    app.state.templates.env.globals["franceconnect_enabled"] = app.state.franceconnect is not None
     app.state.csrf = Csrf(settings.resolved_secret_key())
     app.state.trusted_proxies = frozenset(
         p.strip() for p in settings.trusted_proxies.split(",") if p.strip()

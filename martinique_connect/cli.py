@@ -31,10 +31,11 @@ tokens_app = typer.Typer(no_args_is_help=True, help="Jetons.")
 orgs_app = typer.Typer(no_args_is_help=True, help="Organisations (communes, EPCI, CTM, SDIS).")
 members_app = typer.Typer(no_args_is_help=True, help="Rôles des personnes dans les organisations.")
 certs_app = typer.Typer(no_args_is_help=True, help="Certificats TLS de développement.")
+mandates_app = typer.Typer(no_args_is_help=True, help="Procurations (liens familiaux ou légaux).")
 for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
                   (users_app, "users"), (demo_app, "demo"), (audit_app, "audit"),
                   (tokens_app, "tokens"), (orgs_app, "orgs"), (members_app, "members"),
-                  (certs_app, "certs")):
+                  (certs_app, "certs"), (mandates_app, "mandates")):
     app.add_typer(sub, name=name)
 
 
@@ -120,6 +121,67 @@ def serve(
     )
 
 
+
+@mandates_app.command("record")
+def mandates_record(
+    parent_email: Annotated[str, typer.Option(help="Compte du parent ou du tuteur.")],
+    relationship: Annotated[str, typer.Option(help="parent | guardian")],
+    until: Annotated[str, typer.Option(help="Fin (AAAA-MM-JJ), un an au plus.")],
+    reason: Annotated[str, typer.Option(help="Pièce vérifiée (livret de famille, jugement).")],
+    child_given_name: Annotated[str | None, typer.Option()] = None,
+    child_family_name: Annotated[str | None, typer.Option()] = None,
+    child_birthdate: Annotated[str | None, typer.Option()] = None,
+    mandator_email: Annotated[str | None, typer.Option(
+        help="Compte de la personne représentée (sinon : un enfant mineur sans compte).")] = None,
+    client: Annotated[list[str] | None, typer.Option(help="Service couvert (répétable).")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Portée (répétable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Record a verified relationship: the parent (or guardian) acts for the person."""
+    from datetime import UTC, datetime
+
+    from idp.services.mandates import MandateTerms
+
+    provider = _provider()
+    parent = provider.users.get_by_email(parent_email.strip().lower())
+    if parent is None:
+        _fail(f"aucun compte pour {parent_email}")
+    if mandator_email:
+        mandator = provider.users.get_by_email(mandator_email.strip().lower())
+        if mandator is None:
+            _fail(f"aucun compte pour {mandator_email}")
+    else:
+        mandator = provider.mandates.create_minor(
+            given_name=child_given_name or "", family_name=child_family_name or "",
+            birthdate=child_birthdate, actor="cli")
+    try:
+        ends = datetime.fromisoformat(until).replace(hour=23, minute=59, tzinfo=UTC)
+    except ValueError:
+        _fail("--until : date attendue au format AAAA-MM-JJ")
+    mandate = provider.mandates.record_relationship(
+        mandator.id, parent.id, relationship, MandateTerms(
+            clients=tuple(client or ()), scopes=tuple(scope or ("openid", "profile")),
+            ends_at=ends), actor="cli", reason=reason)
+    if as_json:
+        _print_json({"id": str(mandate.id), "mandator_id": str(mandator.id),
+                     "mandatary_id": str(parent.id), "status": mandate.status})
+    else:
+        typer.echo(f"procuration enregistrée : {mandate.id}")
+
+
+@mandates_app.command("revoke")
+def mandates_revoke(
+    mandate_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option()],
+) -> None:
+    """End a recorded relationship (its delegated sessions end, their clients are told)."""
+    provider = _provider()
+    mandate = provider.mandates.get(mandate_id)
+    if mandate is None:
+        _fail("procuration introuvable")
+    provider.revoke_mandate(mandate.id, "cli", as_operator=True)
+    typer.echo(f"procuration retirée : {mandate.id} ({reason})")
+
 # --- db, keys ----------------------------------------------------------------------------------
 
 
@@ -175,6 +237,8 @@ def clients_create(
     scope: Annotated[list[str] | None, typer.Option()] = None,
     auth_method: Annotated[str, typer.Option()] = "client_secret_basic",
     first_party: Annotated[bool, typer.Option("--first-party")] = False,
+    delegation_allowed: Annotated[bool, typer.Option(
+        "--delegation-allowed", help="Accepte les connexions par procuration (act).")] = False,
     public_subject: Annotated[bool, typer.Option("--public-subject")] = False,
     id_token_alg: Annotated[str | None, typer.Option()] = None,
     jwks_file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
@@ -197,6 +261,8 @@ def clients_create(
     }
     if default_acr:
         data["default_acr"] = default_acr
+    if delegation_allowed:
+        data["delegation_allowed"] = True
     if grant_type:
         data["grant_types"] = grant_type
     if scope:

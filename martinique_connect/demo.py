@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import pyotp
 from idp import ClientCreate, Provider, UserCreate
 from idp.models import User
 from idp.services.factors import Origin
+from idp.services.mandates import MandateTerms
+from plateforme.clock import utcnow
 
 DEMO_USERS: list[dict[str, Any]] = [
     {"email": "marie.dupont@demo.mq", "password": "Bonjour-Madinina-972",
@@ -33,21 +36,43 @@ DEMO_USERS: list[dict[str, Any]] = [
      "given_name": "Sonia", "family_name": "Acheteuse", "role": ("lamentin", "buyer")},
     {"email": "valideur.ctm@demo.mq", "password": "Valideur-Services-CTM-972",
      "given_name": "Victor", "family_name": "Valideur", "role": ("ctm", "approver")},
+    # An accredited digital mediator (France Services desk): receives mandates at the desk.
+    {"email": "mediatrice@demo.mq", "password": "France-Services-972",
+     "given_name": "Nadia", "family_name": "Médiatrice", "mediator": True},
 ]
 
 DEMO_CLIENTS: list[dict[str, Any]] = [
-    {"client_id": "cantine-scolaire", "name": "Cantine scolaire", "port": 8001},
+    {"client_id": "cantine-scolaire", "name": "Cantine scolaire", "port": 8001,
+     "delegation_allowed": True},
     {"client_id": "stationnement", "name": "Stationnement", "port": 8002},
 ]
 
 
-def demo_client(client_id: str, name: str, port: int) -> ClientCreate:
+def demo_client(client_id: str, name: str, port: int, delegation_allowed: bool = False
+                ) -> ClientCreate:
     base = f"http://127.0.0.1:{port}"
     return ClientCreate(
         client_id=client_id, name=name, redirect_uris=[f"{base}/auth/callback"],
         post_logout_redirect_uris=[f"{base}/"], backchannel_logout_uri=f"{base}/backchannel-logout",
         first_party=True, scopes=["openid", "profile", "email", "offline_access"],
+        delegation_allowed=delegation_allowed,
     )
+
+
+def demo_family(provider: Provider) -> None:
+    """Marie Dupont's son Léo (a minor with no sign-in): the collectivity recorded that she
+    is his parent, for the canteen (docs/integration.md, « Procurations »)."""
+    parent = provider.users.get_by_email("marie.dupont@demo.mq")
+    if parent is None or any(m.origin == "relationship"
+                             for m in provider.mandates.received(parent.id)):
+        return
+    child = provider.mandates.create_minor(given_name="Léo", family_name="Dupont",
+                                           birthdate="2016-04-02", actor="demo")
+    provider.mandates.record_relationship(
+        child.id, parent.id, "parent", MandateTerms(
+            clients=("cantine-scolaire",), scopes=("openid", "profile"),
+            ends_at=utcnow() + timedelta(days=365)),
+        actor="demo", reason="données de démonstration")
 
 
 DEMO_TOTP_NAME = "Démo (make run)"
@@ -88,10 +113,13 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
     for spec in DEMO_USERS:
         account = provider.users.get_by_email(spec["email"])
         if account is None:
-            fields = {k: v for k, v in spec.items() if k != "role"}
+            fields = {k: v for k, v in spec.items() if k not in ("role", "mediator")}
             provider.users.create(UserCreate(**fields), actor="demo")
             account = provider.users.get_by_email(spec["email"])
             assert account is not None
+        if spec.get("mediator"):
+            provider.organisations.grant(account.id, "ctm", "mediator", actor="demo",
+                                         reason="données de démonstration")
         if "role" in spec:
             org, role = spec["role"]
             provider.organisations.grant(account.id, org, role, actor="demo",
@@ -103,8 +131,9 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
         cid = spec["client_id"]
         existing = provider.clients.get(cid)
         if existing is None:
-            created = provider.clients.create(demo_client(cid, spec["name"], spec["port"]),
-                                              actor="demo")
+            created = provider.clients.create(demo_client(
+                cid, spec["name"], spec["port"], spec.get("delegation_allowed", False)),
+                actor="demo")
             secret = created.client_secret
         elif cid in known:
             secret = known[cid]["client_secret"]
@@ -112,6 +141,7 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
             secret = provider.clients.rotate_secret(cid, actor="demo")
         clients[cid] = {"client_id": cid, "client_secret": secret, "name": spec["name"],
                         "port": spec["port"]}
+    demo_family(provider)
     result = {
         "issuer": provider.issuer, "clients": clients,
         "logins": [{"email": u["email"], "password": u["password"],

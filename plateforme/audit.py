@@ -208,6 +208,7 @@ class AuditQuery:
     actor: str | None = None
     organisation: str | None = None
     action: str | None = None
+    target: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -220,6 +221,8 @@ def search(session: Session, query: AuditQuery, *, limit: int = 100, offset: int
         statement = statement.where(AuditEvent.actor == query.actor)
     if query.organisation:
         statement = statement.where(AuditEvent.organisation == query.organisation)
+    if query.target:
+        statement = statement.where(AuditEvent.target == query.target)
     if query.action:
         statement = statement.where(col(AuditEvent.action).startswith(query.action))
     if query.since:

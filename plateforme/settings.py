@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     backchannel_logout_timeout: float = 5.0
     backchannel_logout_retries: int = 3
 
+    # Sign-in with FranceConnect (identity brokering, docs/franceconnect.md): off when the
+    # issuer is unset.
+    franceconnect_issuer: str | None = None
+    franceconnect_client_id: str | None = None
+    franceconnect_client_secret: str | None = None
+    franceconnect_scopes: str = (
+        "openid given_name family_name birthdate gender birthplace birthcountry email"
+    )
+    franceconnect_acr_values: str = "eidas1"
+
     @field_validator("issuer")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

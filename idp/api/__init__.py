@@ -5,9 +5,12 @@ from fastapi import APIRouter
 from idp.api import (
     account,
     authorize,
+    delegation,
+    delegation_console,
     demo_inbox,
     discovery,
     language,
+    franceconnect,
     login,
     oauth,
     register,
@@ -26,5 +29,8 @@ router.include_router(register.router)
 router.include_router(account.router)
 router.include_router(demo_inbox.router)
 router.include_router(language.router)
+router.include_router(franceconnect.router)
+router.include_router(delegation.router)
+router.include_router(delegation_console.router)
 
 __all__ = ["router"]

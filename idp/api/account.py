@@ -52,6 +52,7 @@ NAVIGATION = [
     ("/compte/securite", N_("Sécurité")), ("/compte/mot-de-passe", N_("Mot de passe")),
     ("/compte/sessions", N_("Sessions")), ("/compte/applications", N_("Applications connectées")),
     ("/compte/activite", N_("Activité")), ("/compte/donnees", N_("Mes données")),
+    ("/compte/procurations", N_("Procurations")),
 ]
 
 DONE = {

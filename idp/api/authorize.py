@@ -33,6 +33,7 @@ from idp.api.browser import (
     render,
     save_interaction,
 )
+from idp.api.delegation import delegation_step
 from idp.api.deps import CsrfDep, OAuth2RequestDep, ProviderDep, ServerDep, TemplatesDep
 from idp.i18n import N_
 from idp.oauth2.integration import StarletteOAuth2Request, StarletteServer, from_query
@@ -152,6 +153,27 @@ def process_authorization(
             return _factor_required(request, provider, templates, csrf, interaction)
         target = "/connexion/facteur?" + urlencode({"interaction": interaction.id})
         return finish(request, RedirectResponse(target, status_code=303), provider)
+
+    if client.record.delegation_allowed:
+        # « pour moi » / « pour <nom> » (idp.api.delegation): a mandate stands for consent.
+        try:
+            step = delegation_step(request, provider, csrf, client=client, end_user=end_user,
+                                   oauth_req=oauth_req, interaction=interaction,
+                                   prompts=prompts)
+        except OAuth2Error as error:
+            return fail(error)
+        if isinstance(step, Response):
+            return step
+        if step is not None:
+            # Authlib resolves the scope from the request's parameter again: cut it there.
+            oauth_req.payload.data["scope"] = step.scope
+            oauth_req.scope = step.scope
+            provider.sessions.add_client(sso, client.client_id)
+            response = server.create_authorization_response(oauth_req, grant_user=step.ctx,
+                                                            grant=grant)
+            if interaction is not None:
+                drop_interaction(provider, interaction)
+            return finish(request, _with_iss(response, provider.issuer), provider)
 
     scope = client.get_allowed_scope(oauth_req.payload.scope)
     oauth_req.scope = scope

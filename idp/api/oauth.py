@@ -19,8 +19,9 @@ from idp.api.browser import (
     render,
 )
 from idp.api.deps import CsrfDep, OAuth2RequestDep, ProviderDep, ServerDep, TemplatesDep
+from idp.api.franceconnect import take_upstream_session, upstream_logout
 from idp.i18n import N_
-from idp.oauth2.claims import user_claims
+from idp.oauth2.claims import sign_userinfo, user_claims
 from idp.oauth2.endpoints import verify_access_token
 from idp.oauth2.models import AuthContext
 from plateforme.web import CSRF_COOKIE, request_id
@@ -90,7 +91,14 @@ def _userinfo(provider: Any, token_value: str) -> Response:
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired")
     ctx = AuthContext(user=user, sub=claims["sub"], sid=grant.sid, auth_time=grant.auth_time,
                       acr=grant.acr or "eidas1", amr=[])
-    return JSONResponse(user_claims(ctx, scope), headers={"Cache-Control": "no-store"})
+    released = user_claims(ctx, scope)
+    client = provider.clients.get(claims["client_id"])
+    if client is not None and client.userinfo_signed_response_alg:
+        return Response(
+            sign_userinfo(provider, client, released), media_type="application/jwt",
+            headers={"Cache-Control": "no-store"},
+        )
+    return JSONResponse(released, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/logout")
@@ -113,6 +121,7 @@ def logout(
             detail=f"{error.error}: {error.description or ''}",
         )
     sso = current_session(request, provider)
+    upstream_hint: str | None = None
     if end_request.needs_confirmation:
         confirmed = (
             request.method == "POST" and confirm == "yes"
@@ -135,9 +144,16 @@ def logout(
             and provider.subject_for(sso.user_id, end_request.client.record) == hint.get("sub")
         )
         if same_person:
+            upstream_hint = take_upstream_session(provider, sso.sid)
             provider.end_session(sso, address=address_of(request), request_id=request_id(request))
             request.state.set_session = ""
     response = server.create_endpoint_response("end_session", end_request)
+    if upstream_hint is not None:
+        # Signed in through FranceConnect: log out there too, then come back here.
+        then = response.headers.get("location") if response is not None else None
+        upstream = upstream_logout(request, provider, upstream_hint, then)
+        if upstream is not None:
+            return upstream
     if response is not None:
         return finish(request, response, provider)
     return finish(request, render(request, templates, provider, "logged_out.html", {

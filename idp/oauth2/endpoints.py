@@ -117,7 +117,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):  # type: ignore[misc]
                 "scope": c.get("scope", ""), "sub": c["sub"], "aud": c["aud"], "iss": c["iss"],
                 "exp": c["exp"], "iat": c["iat"], "jti": c["jti"],
             }
-            for extra in ("auth_time", "acr", "amr", "sid", "org", "roles"):
+            for extra in ("auth_time", "acr", "amr", "sid", "org", "roles", "act"):
                 if extra in c:
                     payload[extra] = c[extra]
             return payload

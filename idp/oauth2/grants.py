@@ -13,6 +13,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from idp.oauth2.models import AuthContext, AuthorizationCode, StoredRefreshToken
 from idp.oauth2.oidc import nonce_key
 from idp.services import CodeData, Provider
+from idp.services.mandates import is_active
 
 ALL_CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 CONFIDENTIAL_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -43,13 +44,26 @@ class _ProviderGrantMixin:
     provider: Provider
 
     def context_for(self, user_id: str, client: Any, *, sid: str | None, auth_time: int,
-                    acr: str, amr: list[str], grant_id: str | None) -> AuthContext | None:
+                    acr: str, amr: list[str], grant_id: str | None,
+                    actor_id: str | None = None, mandate_id: str | None = None,
+                    ) -> AuthContext | None:
+        """The person behind the token; for a delegated grant, the mandator with the
+        mandatary in ``act`` (RFC 8693 §4.1) — None once the mandate is no longer active."""
         user = self.provider.users.get(user_id)
         if user is None or user.locked:
             return None
+        act = None
+        if actor_id:
+            mandate = self.provider.mandates.get(mandate_id)
+            actor = self.provider.users.get(actor_id)
+            if (mandate is None or not is_active(mandate) or actor is None or actor.locked
+                    or not client.record.delegation_allowed):
+                return None
+            act = {"sub": self.provider.subject_for(actor_id, client.record)}
         return AuthContext(
             user=user, sub=self.provider.subject_for(user.id, client.record), sid=sid,
-            auth_time=auth_time, acr=acr, amr=amr, grant_id=grant_id,
+            auth_time=auth_time, acr=acr, amr=amr, grant_id=grant_id, act=act,
+            actor_id=actor_id, mandate_id=mandate_id,
         )
 
 
@@ -86,6 +100,8 @@ def make_grants(provider: Provider) -> tuple[type, type, type]:
                 acr=ctx.acr,
                 amr=ctx.amr,
                 grant_id=provider.tokens.new_grant_id(),
+                actor_id=ctx.actor_id,
+                mandate_id=ctx.mandate_id,
             ))
 
         def query_authorization_code(self, code: str, client: Any) -> AuthorizationCode | None:
@@ -101,7 +117,7 @@ def make_grants(provider: Provider) -> tuple[type, type, type]:
             d = authorization_code.data
             return self.context_for(
                 d.user_id, self.request.client, sid=d.sid, auth_time=d.auth_time, acr=d.acr,
-                amr=d.amr, grant_id=d.grant_id,
+                amr=d.amr, grant_id=d.grant_id, actor_id=d.actor_id, mandate_id=d.mandate_id,
             )
 
     class RefreshTokenGrant(_ProviderGrantMixin, grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -133,6 +149,8 @@ def make_grants(provider: Provider) -> tuple[type, type, type]:
             return self.context_for(
                 str(g.user_id), self.request.client, sid=g.sid, auth_time=g.auth_time,
                 acr=g.acr or "eidas1", amr=json.loads(g.amr), grant_id=g.id,
+                actor_id=str(g.actor_id) if g.actor_id else None,
+                mandate_id=str(g.mandate_id) if g.mandate_id else None,
             )
 
         def revoke_old_credential(self, refresh_token: StoredRefreshToken) -> None:

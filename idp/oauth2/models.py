@@ -69,6 +69,13 @@ class AuthContext:
     acr: str
     amr: list[str]
     grant_id: str | None = None
+    # Delegation (RFC 8693 §4.1): the mandatary acting for ``user`` (the mandator), as the
+    # ``act`` claim this client sees, and the mandate that allows it.
+    act: dict[str, str] | None = None
+    actor_id: str | None = None
+    mandate_id: str | None = None
+    # A cap on the access token's expiry (token exchange: the subject token's, the mandate's).
+    expires_at: int | None = None
 
     def get_user_id(self) -> str:
         return self.sub

@@ -27,7 +27,12 @@ class OpenIDCode(_OpenIDCode):  # type: ignore[misc]
         return self.provider.store.get(nonce_key(request.payload.client_id, nonce)) is not None
 
     def generate_user_info(self, user: AuthContext, scope: str) -> dict[str, Any]:
-        return user_claims(user, scope)
+        """The ID token's claims of the person; a delegated session adds ``act`` (the
+        mandatary, RFC 8693 §4.1)."""
+        claims = user_claims(user, scope)
+        if user.act:
+            claims["act"] = user.act
+        return claims
 
     def get_client_algorithm(self, client: Any) -> str:
         return client.id_token_signed_response_alg or self.provider.settings.signing_alg

@@ -17,6 +17,7 @@ from idp.oauth2.endpoints import EndSession, Introspection, Revocation
 from idp.oauth2.grants import PKCES256, make_grants
 from idp.oauth2.models import AuthContext, OAuthClient
 from idp.oauth2.oidc import OpenIDCode
+from idp.oauth2.token_exchange import make_token_exchange_grant
 from idp.oauth2.tokens import AccessTokenGenerator
 from idp.services import Provider
 
@@ -67,6 +68,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(code_grant, [PKCES256(required=True), OpenIDCode(provider)])
         self.register_grant(refresh_grant)
         self.register_grant(cc_grant)
+        self.register_grant(make_token_exchange_grant(provider))
         self.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT(provider))
         self.register_endpoint(Introspection(provider))
         self.register_endpoint(Revocation(provider))

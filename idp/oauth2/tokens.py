@@ -48,7 +48,9 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "exp": now + self._get_expires_in(client, grant_type),
+            "exp": min(now + self._get_expires_in(client, grant_type),
+                       user.expires_at or now + 10**9) if isinstance(user, AuthContext)
+            else now + self._get_expires_in(client, grant_type),
             "aud": self.get_audiences(client, user, scope),
             "sub": user.get_user_id() if user else client.get_client_id(),
             "client_id": client.get_client_id(),
@@ -62,6 +64,8 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
             claims["amr"] = user.amr
             if user.sid:
                 claims["sid"] = user.sid
+            if user.act:
+                claims["act"] = user.act
         if any(":" in s for s in (scope or "").split()):
             # Only tokens meant for a resource server carry the caller's organisation and
             # roles; tokens of citizen-facing clients asking for OIDC scopes never do.

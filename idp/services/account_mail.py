@@ -211,6 +211,26 @@ MESSAGES: dict[str, dict[str, MessageText]] = {
              "operations on the account, as the law requires."),
             None, _EN_CLOSING),
     },
+    "mandate_code": {
+        "fr": MessageText(
+            "Votre code de confirmation de procuration", "Bonjour {name},",
+            ("{mediator}, médiateur numérique, demande à pouvoir agir pour vous sur Martinique "
+             "Connect ({scope}) jusqu'au {ends}.",
+             "Si vous êtes à ses côtés et d'accord, donnez-lui ce code : {code}",
+             "Ce code reste valable {minutes} minutes. Si vous n'avez rien demandé, ignorez ce "
+             "message : aucune procuration ne sera créée. Vous pourrez retirer la procuration "
+             "à tout moment depuis la page « Procurations » de votre compte."),
+            None, _FR_CLOSING),
+        "en": MessageText(
+            "Your power of attorney confirmation code", "Hello {name},",
+            ("{mediator}, a digital mediator, asks to act for you on Martinique Connect "
+             "({scope}) until {ends}.",
+             "If you are with them and agree, give them this code: {code}",
+             "This code stays valid for {minutes} minutes. If you did not ask for anything, "
+             "ignore this message: no power of attorney will be created. You can withdraw it at "
+             "any time from your account's « Procurations » page."),
+            None, _EN_CLOSING),
+    },
 }
 
 

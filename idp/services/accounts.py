@@ -31,7 +31,7 @@ import re
 import secrets
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -626,6 +626,11 @@ class AccountService:
             user = repository.get_user(session=session, user_id=uuid.UUID(str(user_id)))
             if user is None:
                 raise NotFound("compte introuvable")
+            if user.civil_status_verified_at is not None:
+                # Verified by FranceConnect (idp.services.brokering): read-only here.
+                profile = replace(profile, given_name=user.given_name or "",
+                                  family_name=user.family_name or "",
+                                  birthdate=user.birthdate or "")
             changed = profile.apply(user)
             if changed:
                 user.updated_at = utcnow()
@@ -775,7 +780,15 @@ class AccountService:
     # -- activity, export, deletion -------------------------------------------------------
 
     def activity(self, user_id: uuid.UUID | str, *, limit: int = 100) -> list[AuditEvent]:
-        return self._p.journal.search(AuditQuery(actor=str(user_id)), limit=limit)
+        """What the person did, and what was done for them under a mandate (a mandatary's
+        acts and the mandates given or withdrawn name them as ``target``)."""
+        own = self._p.journal.search(AuditQuery(actor=str(user_id)), limit=limit)
+        for_them = [e for prefix in ("mandate.", "delegation.")
+                    for e in self._p.journal.search(
+                        AuditQuery(target=str(user_id), action=prefix), limit=limit)
+                    if e.actor != str(user_id)]
+        merged = {e.seq: e for e in own + for_them}
+        return sorted(merged.values(), key=lambda e: e.seq, reverse=True)[:limit]
 
     def export(self, sso: SSOSession, caller: Caller) -> dict[str, Any]:
         """Everything held about the person, secrets excepted (hashes, keys, session ids)."""
@@ -825,6 +838,16 @@ class AccountService:
             "memberships": [{"organisation": g.organisation,
                              "organisation_name": g.organisation_name, "role": g.role}
                             for g in self._p.organisations.roles_of(uid)],
+            "civil_status": {"gender": user.gender, "birthplace": user.birthplace,
+                             "birthcountry": user.birthcountry,
+                             "verified_at": user.civil_status_verified_at},
+            "mandates": [{"id": str(m.id), "mandator": str(m.mandator_id),
+                          "mandatary": str(m.mandatary_id), "origin": m.origin,
+                          "relationship": m.relationship, "clients": m.client_list(),
+                          "scopes": m.scope_list(), "starts_at": m.starts_at,
+                          "ends_at": m.ends_at, "status": m.status,
+                          "revoked_at": m.revoked_at}
+                         for m in self._p.mandates.given(uid) + self._p.mandates.received(uid)],
             **data,
             "activity": [{"at": e.at, "action": e.action, "outcome": e.outcome,
                           "target": e.target, "address": e.address, "reason": e.reason,

@@ -59,6 +59,7 @@ def to_public(client: Client, secret: str | None = None) -> ClientPublic:
         organisation=client.organisation,
         disabled=client.disabled,
         default_acr=client.default_acr,
+        delegation_allowed=client.delegation_allowed,
         client_secret=secret,
     )
 
@@ -117,10 +118,12 @@ class ClientService:
             token_endpoint_auth_method=data.token_endpoint_auth_method,
             jwks=json.dumps(data.jwks) if data.jwks else None,
             id_token_signed_response_alg=data.id_token_signed_response_alg,
+            userinfo_signed_response_alg=data.userinfo_signed_response_alg,
             subject_type=data.subject_type,
             first_party=data.first_party,
             organisation=data.organisation,
             default_acr=data.default_acr,
+            delegation_allowed=data.delegation_allowed,
         )
         with Session(self._engine, expire_on_commit=False) as session:
             if repository.get_client(session=session, client_id=client_id) is not None:

@@ -13,10 +13,12 @@ from sqlmodel import Session
 from idp.keys import KeyCipher
 from idp.models import Client
 from idp.services.accounts import AccountService
+from idp.services.brokering import BrokeringService
 from idp.services.clients import ClientService
 from idp.services.consents import ConsentService
 from idp.services.factors import FactorReset, FactorService
 from idp.services.logout import BackchannelNotifier, LogoutDelivery
+from idp.services.mandates import MandateService
 from idp.services.organisations import OrganisationService
 from idp.services.sessions import SessionStore, SSOSession
 from idp.services.signing_keys import KeyService
@@ -81,6 +83,8 @@ class Provider:
             retries=settings.backchannel_logout_retries, http=http,
         )
         self.accounts = AccountService(self)
+        self.brokering = BrokeringService(engine, self.journal)
+        self.mandates = MandateService(engine, self.journal)
 
     def subject_for(self, user_id: object, client: Client) -> str:
         return self.subjects.subject(uuid.UUID(str(user_id)), client)
@@ -168,6 +172,26 @@ class Provider:
         self.consents.revoke(uid, client_id, actor=actor, reason=reason)
         for grant_id in self.tokens.user_grant_ids(uid, client_id=client_id):
             self.tokens.revoke_grant(grant_id, reason="consent_revoked", actor=actor)
+
+    def revoke_mandate(self, mandate_id: uuid.UUID | str, by: uuid.UUID | str, *,
+                       as_operator: bool = False, address: str | None = None,
+                       request_id: str | None = None) -> list[object]:
+        """The mandator withdraws a mandate: every delegated grant made under it is revoked
+        at once (access tokens inactive at introspection, refresh tokens refused) and each
+        client told through back-channel logout (``sub``: the mandator as that client knows
+        them, ``sid``: the mandatary's session)."""
+        mandate = self.mandates.revoke(mandate_id, by, as_operator=as_operator, address=address,
+                                       request_id=request_id)
+        deliveries = []
+        for grant_id, client_id, sid in self.mandates.grant_ids(mandate.id):
+            self.tokens.revoke_grant(grant_id, reason="mandate_revoked", actor=str(by))
+            client = self.clients.get(client_id)
+            if client is None or not client.backchannel_logout_uri or not sid:
+                continue
+            token = self.notifier.logout_token(
+                client, sub=self.subject_for(mandate.mandator_id, client), sid=sid)
+            deliveries.append(LogoutDelivery(client_id, client.backchannel_logout_uri, token))
+        return self.notifier.notify(deliveries)
 
     def close(self) -> None:
         self.accounts.close()

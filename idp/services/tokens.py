@@ -57,6 +57,9 @@ class CodeData:
     acr: str
     amr: list[str]
     grant_id: str
+    # Delegation: the mandatary who acts (``user_id`` is then the mandator) and the mandate.
+    actor_id: str | None = None
+    mandate_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class TokenService:
                     id=grant_id, client_id=client_id, user_id=uuid.UUID(code.user_id),
                     sid=code.sid, scope=code.scope, auth_time=code.auth_time, acr=code.acr,
                     amr=json.dumps(code.amr),
+                    actor_id=uuid.UUID(code.actor_id) if code.actor_id else None,
+                    mandate_id=uuid.UUID(code.mandate_id) if code.mandate_id else None,
                 )
                 session.add(grant)
                 session.flush()

@@ -100,6 +100,14 @@ ACTIVITY_LABELS = {
     "membership.invite": N_("Invitation d'une personne dans une organisation"),
     "key.rotate": N_("Renouvellement des clés de signature"),
     "key.retire": N_("Retrait d'une clé de signature"),
+    # FranceConnect and delegation (procurations)
+    "franceconnect.login": N_("Connexion avec FranceConnect"),
+    "franceconnect.link": N_("Compte relié à FranceConnect"),
+    "mandate.create": N_("Procuration donnée"),
+    "mandate.request": N_("Demande de procuration par un médiateur"),
+    "mandate.confirm": N_("Procuration confirmée par code"),
+    "mandate.revoke": N_("Procuration retirée"),
+    "delegation.login": N_("Connexion pour le compte d'une autre personne"),
 }
 
 
