@@ -98,9 +98,14 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Processus de travail.")] = 1,
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute (MC_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (MC_PORT).")] = None,
-    access_log: Annotated[bool, typer.Option(help="Journal des accès HTTP.")] = False,
+    access_log: Annotated[bool, typer.Option(
+        help="Une ligne de journal par requête, avec son identifiant (MC_ACCESS_LOG).")] = False,
 ) -> None:
-    """Start the server (uvicorn), after migrations and key creation."""
+    """Start the server (uvicorn), after migrations and key creation.
+
+    With several workers, the metrics of every worker are summed through
+    ``PROMETHEUS_MULTIPROC_DIR`` (a folder of the data directory, emptied at start, unless
+    the variable is already set)."""
     import uvicorn
 
     settings = _settings()
@@ -109,12 +114,27 @@ def serve(
             "--workers > 1 demande MC_REDIS_URL : les sessions, codes et compteurs en mémoire "
             "d'un processus ne sont pas partagés avec les autres"
         )
+    if workers > 1:
+        _prepare_multiprocess_metrics(settings.data_dir)
+    if access_log:
+        os.environ["MC_ACCESS_LOG"] = "true"  # read by each worker's settings
     _provider(console=True)  # migrations, keys, console client: once, before the workers
     uvicorn.run(
         "martinique_connect.app:app_from_env", factory=True, workers=workers,
-        host=host or settings.host, port=port or settings.port, access_log=access_log,
+        host=host or settings.host, port=port or settings.port, access_log=False,
         log_level="warning", proxy_headers=False, server_header=False,
+        timeout_graceful_shutdown=10,
     )
+
+
+def _prepare_multiprocess_metrics(data_dir: Path) -> None:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty folder before any worker starts (the
+    values of a previous run would otherwise be added to this one's)."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data_dir / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
 
 
 # --- db, keys ----------------------------------------------------------------------------------

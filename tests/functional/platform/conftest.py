@@ -67,7 +67,7 @@ class Instance:
         return self.log.read_text(errors="replace")
 
 
-def start_instance(env: dict[str, str], *args: str, timeout: float = 60) -> Instance:
+def start_instance(env: dict[str, str], *args: str, timeout: float = 180) -> Instance:
     port = int(env["MC_PORT"])
     log = Path(env["MC_DATA_DIR"]) / f"serve-{port}.log"
     Path(env["MC_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
