@@ -394,6 +394,58 @@ def tokens_purge() -> None:
     typer.echo(f"{_provider().tokens.purge()} entrées expirées supprimées")
 
 
+# --- backup, restore ----------------------------------------------------------------------------
+
+
+@app.command("backup")
+def backup_command(
+    to: Annotated[Path, typer.Option("--to", help="Dossier de la sauvegarde (vide ou absent).")],
+) -> None:
+    """Back up the database, the key material and the blob manifests (docs/exploitation.md)."""
+    from martinique_connect.backup import BackupError, backup
+
+    settings, engine = _engine()
+    try:
+        manifest = backup(engine, settings, to)
+    except BackupError as exc:
+        _fail(str(exc))
+    rows = sum(manifest["database"]["tables"].values())
+    typer.echo(f"sauvegarde écrite dans {to} : {len(manifest['database']['tables'])} tables, "
+               f"{rows} lignes, {manifest['audit']['entries']} entrées du journal d'audit")
+    if manifest["secret_key"]["source"] == "file":
+        typer.echo("attention : la sauvegarde contient la clé secrète (secret_key) ; "
+                   "conservez-la chiffrée")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Option("--from", help="Dossier d'une sauvegarde.",
+                                         exists=True, file_okay=False)],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Remplacer les données d'une instance qui en contient déjà.")] = False,
+) -> None:
+    """Restore a backup into the instance the MC_* settings point to, then verify it."""
+    from martinique_connect.backup import BackupError, restore
+    from plateforme.db import make_engine
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        report = restore(engine, settings, source, force=force,
+                         make_engine=lambda: make_engine(settings.sqlalchemy_url))
+    except BackupError as exc:
+        _fail(str(exc))
+    typer.echo(f"restauré : {len(report.tables)} tables, {sum(report.tables.values())} lignes, "
+               f"journal d'audit vérifié sur {report.audit_entries} entrées")
+    if not report.ok:
+        for problem in report.problems:
+            typer.echo(f"PROBLÈME : {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo("vérifications : journal d'audit intègre, clés de signature déchiffrables"
+               + (", parties " + ", ".join(report.parts) if report.parts else ""))
+
+
 # --- demo --------------------------------------------------------------------------------------
 
 
