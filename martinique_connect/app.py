@@ -8,13 +8,14 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.responses import JSONResponse, Response
@@ -118,11 +119,15 @@ def create_app(
     app.include_router(idp_router)
     app.include_router(admin_router)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["exploitation"], response_model=Alive,
+             summary="Vivacité : le processus répond (sonde liveness).")
     def healthz() -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get("/readyz", tags=["exploitation"], response_model=Ready,
+             responses={503: {"model": Ready, "description": "Une dépendance ne répond pas."}},
+             summary="Disponibilité : base de données, stockage clé-valeur et autres "
+                     "dépendances enregistrées (sonde readiness).")
     def readyz() -> Response:
         report = app.state.readiness.run()
         body: dict[str, object] = {"status": "ready" if report.ready else "not ready",
@@ -156,6 +161,18 @@ def create_app(
                        route_paths=lambda: route_templates(app.routes))
     app.add_middleware(ProxyHeadersMiddleware, trusted=app.state.trusted_proxies)
     return app
+
+
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, Literal["ok", "unreachable", "timeout"]] = Field(
+        description="État de chaque dépendance, par nom (database, kv, blobs…).")
+    failing: list[str] | None = Field(default=None,
+                                      description="Les dépendances en échec (si 503).")
 
 
 def route_templates(routes: Iterable[Any]) -> Iterator[str]:
