@@ -22,7 +22,7 @@ def api_schema(platform: Platform) -> schemathesis.BaseSchema:
 
 def test_the_schema_lists_the_operations(api_schema: schemathesis.BaseSchema) -> None:
     operations = {(op.ok().method.upper(), op.ok().path) for op in api_schema.get_all_operations()}
-    assert REQUIRED <= operations, operations
+    assert operations >= REQUIRED, operations
 
 
 def test_api_conforms_to_its_schema(api_schema: schemathesis.BaseSchema) -> None:
