@@ -49,10 +49,12 @@ def _failed_login(platform: Platform, email: str, headers: dict[str, str]) -> ht
 
 def _journal(platform: Platform, actor: str, action: str) -> AuditEvent:
     with Session(platform.live.app.state.engine) as session:
-        return session.exec(
+        event = session.exec(
             select(AuditEvent).where(AuditEvent.actor == actor, AuditEvent.action == action)
             .order_by(col(AuditEvent.seq).desc())
         ).first()
+    assert event is not None, f"no {action} entry for {actor}"
+    return event
 
 
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(platform: Platform) -> None:

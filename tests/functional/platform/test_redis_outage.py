@@ -88,13 +88,13 @@ def test_redis_stopped_then_restarted(backend: Backend, platform: Platform,
             assert time.monotonic() - start < FAST
             assert account.status_code == 503, account.text[:300]
             # The token endpoint (answered outside FastAPI's routes) too: codes live in Redis.
-            token = _timed("POST", url + "/token", data={
+            answer = _timed("POST", url + "/token", data={
                 "grant_type": "authorization_code", "code": "abc", "code_verifier": "x" * 43,
                 "redirect_uri": "http://127.0.0.1:9999/callback"},
                 auth=(client.client_id, client.client_secret))
-            assert token.status_code == 503, token.text[:300]
-            assert token.headers["content-type"] == "application/problem+json"
-            assert token.headers["retry-after"]
+            assert answer.status_code == 503, answer.text[:300]
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.headers["retry-after"]
 
             private_redis.start()  # same port, empty
             deadline = time.monotonic() + 10
