@@ -4,7 +4,6 @@ the session's database and Redis prefix, and a private ``redis-server`` a test m
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Backend
+from tests.conftest import Backend, Platform
 from tests.support.live import free_port
 
 
@@ -116,13 +115,16 @@ class Instances:
 
 
 @pytest.fixture
-def instances(backend: Backend) -> Iterator[Instances]:
+def instances(backend: Backend, platform: Platform) -> Iterator[Instances]:
+    """Instances over the session's database: with the session platform's secret key, which
+    encrypts the signing keys stored there (as every instance of one deployment)."""
     if backend.redis_url is None:
         pytest.skip("several instances share their state through Redis and PostgreSQL: "
                     "PostgreSQL + Redis backend only")
+    assert platform.settings.secret_key
     root = Path(tempfile.mkdtemp(prefix="mc-instances-"))
     group = Instances(backend, issuer=f"http://127.0.0.1:{free_port()}",
-                      secret_key="instances-" + secrets.token_hex(16), root=root)
+                      secret_key=platform.settings.secret_key, root=root)
     yield group
     for instance in group.running:
         instance.stop()

@@ -17,7 +17,7 @@ import pytest
 from joserfc import jws
 
 from idp.services.signing_keys import CACHE_SECONDS
-from tests.conftest import PASSWORD, Backend, CodeFlow
+from tests.conftest import PASSWORD, Backend, CodeFlow, Platform
 from tests.functional.platform.conftest import (
     Instance,
     Instances,
@@ -149,15 +149,15 @@ def test_two_instances_share_sessions_tokens_keys_and_throttling(instances: Inst
     browser.close()
 
 
-def test_serve_runs_the_workers_and_sums_their_metrics(backend: Backend, tmp_path: Path
-                                                       ) -> None:
+def test_serve_runs_the_workers_and_sums_their_metrics(backend: Backend, platform: Platform,
+                                                       tmp_path: Path) -> None:
     if backend.redis_url is None:
         pytest.skip("serve --workers N needs Redis (its refusal without Redis is tested in "
                     "tests/unit/martinique_connect/test_cli.py)")
     port = free_port()
     env = cli_env(backend, tmp_path / "data", MC_PORT=str(port),
                   MC_ISSUER=f"http://127.0.0.1:{port}",
-                  MC_SECRET_KEY="workers-" + secrets.token_hex(16))
+                  MC_SECRET_KEY=str(platform.settings.secret_key))
     instance = start_instance(env, "--workers", "2")
     try:
         workers = _children(instance.process.pid)
