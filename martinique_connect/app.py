@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Literal
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from starlette.responses import JSONResponse, Response
 
 import idp
@@ -29,11 +34,23 @@ from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors
 from martinique_connect.database import upgrade
 from martinique_connect.wiring import install_services
+from plateforme import metrics
+from plateforme.audit import AuditRecord
+from plateforme.audit import add_listener as add_audit_listener
 from plateforme.db import make_engine
+from plateforme.health import Readiness
 from plateforme.kv import KeyValueStore, make_store
 from plateforme.logs import configure_logging
+from plateforme.metrics import MetricsMiddleware
 from plateforme.settings import Settings, load_settings
-from plateforme.web import Csrf, SecurityHeadersMiddleware
+from plateforme.web import (
+    Csrf,
+    ProxyHeadersMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedProxies,
+    UnavailableMiddleware,
+    client_address,
+)
 
 log = logging.getLogger("martinique_connect")
 
@@ -73,6 +90,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        readiness.close()
         provider.close()
         engine.dispose()
 
@@ -90,9 +108,13 @@ def create_app(
     app.state.franceconnect = franceconnect_upstream(settings)
     app.state.templates.env.globals["franceconnect_enabled"] = app.state.franceconnect is not None
     app.state.csrf = Csrf(settings.resolved_secret_key())
-    app.state.trusted_proxies = frozenset(
-        p.strip() for p in settings.trusted_proxies.split(",") if p.strip()
-    )
+    app.state.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+    # /readyz: each dependency registers its check (a domain adds its own, e.g. the archive's
+    # blob store: ``app.state.readiness.add("blobs", blob_store.ping)``).
+    app.state.readiness = readiness = Readiness(timeout=2.0)
+    readiness.add("database", lambda: _database_answers(engine))
+    readiness.add("kv", store.ping)
+    add_audit_listener(count_audit_events)
     errors.install(app)
     app.mount(
         "/static/plateforme",
@@ -103,38 +125,116 @@ def create_app(
     app.include_router(admin_router)
     install_services(app, provider, settings, engine, store, seed=initialise)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["exploitation"], response_model=Alive,
+             summary="Vivacité : le processus répond (sonde liveness).")
     def healthz() -> Response:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get("/readyz", tags=["exploitation"], response_model=Ready,
+             responses={503: {"model": Ready, "description": "Une dépendance ne répond pas."}},
+             summary="Disponibilité : base de données, stockage clé-valeur et autres "
+                     "dépendances enregistrées (sonde readiness).")
     def readyz() -> Response:
-        checks: dict[str, str] = {}
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
-            checks["database"] = "unreachable"
-        checks["kv"] = "ok" if store.ping() else "unreachable"
-        ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                            status_code=200 if ready else 503)
+        report = app.state.readiness.run()
+        body: dict[str, object] = {"status": "ready" if report.ready else "not ready",
+                                   "checks": report.checks}
+        if not report.ready:
+            body["failing"] = report.failing
+        return JSONResponse(body, status_code=200 if report.ready else 503,
+                            headers={"Cache-Control": "no-store"})
 
-    # The last added is the outermost: discovery and JWKS first (prepared bytes), CORS, the
-    # security headers, then the raw token/introspection/revocation route (it must stay inside
-    # the security headers), then the console session and FastAPI.
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint(request: Request) -> Response:
+        if not _metrics_allowed(request, settings.metrics_token):
+            return errors.problem(
+                403, "Accès refusé", "Les métriques demandent le jeton MC_METRICS_TOKEN "
+                "(Authorization: Bearer) ou un appel depuis la machine elle-même.")
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+
+    # The last added is the outermost: the proxy headers and request id first (every layer
+    # below sees the real client, scheme and host), the metrics (they time everything, the
+    # prepared answers included), discovery and JWKS (prepared bytes), CORS, the security
+    # headers, 503 for an unreachable dependency, then the raw token/introspection/revocation
+    # route (it must stay inside the security headers), the console session and FastAPI.
     app.add_middleware(ConsoleSessionMiddleware, store=store, https=settings.secure_cookies)
     app.add_middleware(OAuth2EndpointsMiddleware, issuer=settings.issuer)
+    app.add_middleware(UnavailableMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.secure_cookies)
     app.add_middleware(PublicClientCORS)
     app.add_middleware(WellKnownMiddleware, provider=provider)
+    app.add_middleware(MetricsMiddleware, access_log=settings.access_log,
+                       route_paths=lambda: route_templates(app.routes))
+    app.add_middleware(ProxyHeadersMiddleware, trusted=app.state.trusted_proxies)
     return app
+
+
+class Alive(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, Literal["ok", "unreachable", "timeout"]] = Field(
+        description="État de chaque dépendance, par nom (database, kv, blobs…).")
+    failing: list[str] | None = Field(default=None,
+                                      description="Les dépendances en échec (si 503).")
+
+
+def route_templates(routes: Iterable[Any]) -> Iterator[str]:
+    """Every route's path template, prefixes included (FastAPI keeps included routers as
+    branches whose ``effective_candidates`` carry the full templates)."""
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if candidates is not None:
+            yield from route_templates(candidates())
+            continue
+        template = getattr(route, "path_format", None) or getattr(route, "path", None)
+        if template:
+            yield str(template)
+
+
+def _database_answers(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return True
+
+
+def _metrics_allowed(request: Request, token: str | None) -> bool:
+    """With ``MC_METRICS_TOKEN``, only a matching bearer token; without, only a caller on
+    this machine (after the trusted proxies are unwrapped: a request relayed by a local
+    reverse proxy comes from its real client, and is refused)."""
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+    address = client_address(request)
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+# Sign-in outcomes, read from the journal entries the provider writes (one place, after commit).
+_SIGN_IN_ACTIONS = {
+    "login.success": "success", "login.stepup": "stepup", "login.failure": "failure",
+    "login.factor.failure": "failure", "login.throttled": "refused",
+}
+
+
+def count_audit_events(records: list[AuditRecord]) -> None:
+    """Audit listener: every committed journal entry counts by outcome, sign-ins by outcome
+    and ``acr`` (``login.lockout`` follows a counted failure: not counted twice)."""
+    for record in records:
+        metrics.record_audit_event(record.outcome)
+        outcome = _SIGN_IN_ACTIONS.get(record.action)
+        if outcome is not None:
+            acr = (record.details or {}).get("acr") if outcome in ("success", "stepup") else None
+            metrics.record_sign_in(outcome, acr if isinstance(acr, str) else None)
 
 
 def app_from_env() -> FastAPI:
     """Entry point for ``uvicorn --factory`` workers (initialisation done by ``serve``)."""
     settings = load_settings()
-    configure_logging(settings.log_format, logging.WARNING if settings.environment == "production"
-                      else logging.INFO)
+    configure_logging(settings.log_format, logging.INFO if settings.access_log else (
+        logging.WARNING if settings.environment == "production" else logging.INFO))
     return create_app(settings, initialise=False)

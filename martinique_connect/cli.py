@@ -102,9 +102,14 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Processus de travail.")] = 1,
     host: Annotated[str | None, typer.Option(help="Adresse d'écoute (MC_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (MC_PORT).")] = None,
-    access_log: Annotated[bool, typer.Option(help="Journal des accès HTTP.")] = False,
+    access_log: Annotated[bool, typer.Option(
+        help="Une ligne de journal par requête, avec son identifiant (MC_ACCESS_LOG).")] = False,
 ) -> None:
-    """Start the server (uvicorn), after migrations and key creation."""
+    """Start the server (uvicorn), after migrations and key creation.
+
+    With several workers, the metrics of every worker are summed through
+    ``PROMETHEUS_MULTIPROC_DIR`` (a folder of the data directory, emptied at start, unless
+    the variable is already set)."""
     import uvicorn
 
     settings = _settings()
@@ -113,11 +118,16 @@ def serve(
             "--workers > 1 demande MC_REDIS_URL : les sessions, codes et compteurs en mémoire "
             "d'un processus ne sont pas partagés avec les autres"
         )
+    if workers > 1:
+        _prepare_multiprocess_metrics(settings.data_dir)
+    if access_log:
+        os.environ["MC_ACCESS_LOG"] = "true"  # read by each worker's settings
     _provider(console=True)  # migrations, keys, console client: once, before the workers
     uvicorn.run(
         "martinique_connect.app:app_from_env", factory=True, workers=workers,
-        host=host or settings.host, port=port or settings.port, access_log=access_log,
+        host=host or settings.host, port=port or settings.port, access_log=False,
         log_level="warning", proxy_headers=False, server_header=False,
+        timeout_graceful_shutdown=10,
     )
 
 
@@ -181,6 +191,16 @@ def mandates_revoke(
         _fail("procuration introuvable")
     provider.revoke_mandate(mandate.id, "cli", as_operator=True)
     typer.echo(f"procuration retirée : {mandate.id} ({reason})")
+
+def _prepare_multiprocess_metrics(data_dir: Path) -> None:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty folder before any worker starts (the
+    values of a previous run would otherwise be added to this one's)."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or data_dir / "prometheus")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder.resolve())
+
 
 # --- db, keys ----------------------------------------------------------------------------------
 
@@ -495,6 +515,57 @@ def certs_dev(
                f"chaîne : {made.server_chain}")
     typer.echo(f"servir en https : uvicorn … --ssl-certfile {made.server_chain} "
                f"--ssl-keyfile {made.server_key} ; faire confiance à {made.ca_cert}")
+
+# --- backup, restore ----------------------------------------------------------------------------
+
+
+@app.command("backup")
+def backup_command(
+    to: Annotated[Path, typer.Option("--to", help="Dossier de la sauvegarde (vide ou absent).")],
+) -> None:
+    """Back up the database, the key material and the blob manifests (docs/exploitation.md)."""
+    from martinique_connect.backup import BackupError, backup
+
+    settings, engine = _engine()
+    try:
+        manifest = backup(engine, settings, to)
+    except BackupError as exc:
+        _fail(str(exc))
+    rows = sum(manifest["database"]["tables"].values())
+    typer.echo(f"sauvegarde écrite dans {to} : {len(manifest['database']['tables'])} tables, "
+               f"{rows} lignes, {manifest['audit']['entries']} entrées du journal d'audit")
+    if manifest["secret_key"]["source"] == "file":
+        typer.echo("attention : la sauvegarde contient la clé secrète (secret_key) ; "
+                   "conservez-la chiffrée")
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Option("--from", help="Dossier d'une sauvegarde.",
+                                         exists=True, file_okay=False)],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Remplacer les données d'une instance qui en contient déjà.")] = False,
+) -> None:
+    """Restore a backup into the instance the MC_* settings point to, then verify it."""
+    from martinique_connect.backup import BackupError, restore
+    from plateforme.db import make_engine
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        report = restore(engine, settings, source, force=force,
+                         make_engine=lambda: make_engine(settings.sqlalchemy_url))
+    except BackupError as exc:
+        _fail(str(exc))
+    typer.echo(f"restauré : {len(report.tables)} tables, {sum(report.tables.values())} lignes, "
+               f"journal d'audit vérifié sur {report.audit_entries} entrées")
+    if not report.ok:
+        for problem in report.problems:
+            typer.echo(f"PROBLÈME : {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo("vérifications : journal d'audit intègre, clés de signature déchiffrables"
+               + (", parties " + ", ".join(report.parts) if report.parts else ""))
 
 
 # --- demo --------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
-from plateforme.errors import DomainError, TooManyRequests
+from plateforme.errors import DomainError, ServiceUnavailable, TooManyRequests
 
 log = logging.getLogger("martinique_connect")
 
@@ -30,7 +30,7 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DomainError) -> Response:
         extra = {"field": exc.field} if exc.field else {}
         response = problem(exc.status, exc.title, exc.message, **extra)
-        if isinstance(exc, TooManyRequests):
+        if isinstance(exc, TooManyRequests | ServiceUnavailable):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, text
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from plateforme.metrics import record_audit_failure
+
 GENESIS = "0" * 64
+_PENDING = "plateforme.audit.pending"
+log = logging.getLogger("plateforme.audit")
 
 
 class AuditEvent(SQLModel, table=True):
@@ -129,10 +136,39 @@ def append(session: Session, record: AuditRecord) -> AuditEvent:
     )
     event.hash = _digest(head.hash, event)
     session.add(event)
+    session.info.setdefault(_PENDING, []).append(record)
     session.execute(
         text("UPDATE plateforme_audit_head SET hash = :h WHERE id = 1"), {"h": event.hash}
     )
     return event
+
+
+# Called with the records of a transaction once it is committed (metrics, notifications).
+_listeners: list[Callable[[list[AuditRecord]], None]] = []
+
+
+def add_listener(listener: Callable[[list[AuditRecord]], None]) -> None:
+    """Call ``listener`` with the records of every committed transaction that appended some
+    (never for a rolled-back one). Registering the same function twice has no effect."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+@sa_event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    records = session.info.pop(_PENDING, None)
+    if not records:
+        return
+    for listener in _listeners:
+        try:
+            listener(records)
+        except Exception:  # noqa: BLE001 - an observer never breaks the committed change
+            log.exception("audit listener %r failed", listener)
+
+
+@sa_event.listens_for(OrmSession, "after_rollback")
+def _after_rollback(session: OrmSession) -> None:
+    session.info.pop(_PENDING, None)
 
 
 class AuditJournal:
@@ -181,7 +217,15 @@ def iter_events(session: Session, *, batch: int = 1000) -> Iterator[AuditEvent]:
 
 
 def verify_chain(session: Session) -> ChainReport:
-    """Recompute every hash; report the first entry whose hash or link does not match."""
+    """Recompute every hash; report the first entry whose hash or link does not match (and
+    count the failure in ``mc_audit_failures_total{check="journal"}``)."""
+    report = _verify_chain(session)
+    if not report.ok:
+        record_audit_failure("journal")
+    return report
+
+
+def _verify_chain(session: Session) -> ChainReport:
     prev = GENESIS
     expected_seq = 1
     checked = 0

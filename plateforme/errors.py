@@ -47,3 +47,16 @@ class TooManyRequests(DomainError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (key-value store, database, blob store) does not answer: HTTP 503 with
+    ``Retry-After``; the request may be retried."""
+
+    status = 503
+    title = "Service momentanément indisponible"
+
+    def __init__(self, message: str, *, dependency: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.dependency = dependency
+        self.retry_after = retry_after

@@ -14,7 +14,11 @@ import builtins
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
+
+from plateforme.errors import ServiceUnavailable
 
 
 @runtime_checkable
@@ -149,60 +153,91 @@ class InProcessStore:
 
 
 class RedisStore:
-    """The same contract on Redis. ``prefix`` isolates instances and test runs."""
+    """The same contract on Redis. ``prefix`` isolates instances and test runs.
 
-    def __init__(self, url: str, *, prefix: str = "mc:") -> None:
+    When Redis does not answer, every operation raises
+    :class:`plateforme.errors.ServiceUnavailable` (HTTP 503) within about ``timeout`` seconds:
+    one quick retry absorbs a failover or a dropped connection, never seconds of backoff, so
+    requests fail fast instead of piling up while Redis is down, and recover by themselves
+    when it is back.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "mc:", timeout: float = 2.0) -> None:
         import redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
 
         self._redis = redis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=2.0, socket_connect_timeout=2.0,
+            url, decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
             health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
         )
         self._prefix = prefix
+        self._unavailable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
     def _k(self, key: str) -> str:
         return self._prefix + key
 
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        try:
+            yield
+        except self._unavailable as exc:
+            raise ServiceUnavailable(
+                "Le stockage des sessions ne répond pas ; réessayez dans quelques instants.",
+                dependency="kv",
+            ) from exc
+
     def get(self, key: str) -> str | None:
-        value = self._redis.get(self._k(key))
+        with self._call():
+            value = self._redis.get(self._k(key))
         return value if value is None else str(value)
 
     def set(self, key: str, value: str, *, ttl: int, nx: bool = False) -> bool:
-        return bool(self._redis.set(self._k(key), value, ex=max(1, ttl), nx=nx))
+        with self._call():
+            return bool(self._redis.set(self._k(key), value, ex=max(1, ttl), nx=nx))
 
     def take(self, key: str) -> str | None:
-        value = self._redis.getdel(self._k(key))
+        with self._call():
+            value = self._redis.getdel(self._k(key))
         return value if value is None else str(value)
 
     def delete(self, *keys: str) -> None:
         if keys:
-            self._redis.delete(*(self._k(k) for k in keys))
+            with self._call():
+                self._redis.delete(*(self._k(k) for k in keys))
 
     def incr(self, key: str, *, ttl: int) -> int:
-        pipe = self._redis.pipeline()
-        pipe.incr(self._k(key))
-        pipe.expire(self._k(key), ttl, nx=True)
-        count, _ = pipe.execute()
+        with self._call():
+            pipe = self._redis.pipeline()
+            pipe.incr(self._k(key))
+            pipe.expire(self._k(key), ttl, nx=True)
+            count, _ = pipe.execute()
         return int(count)
 
     def ttl(self, key: str) -> int:
-        return int(self._redis.ttl(self._k(key)))
+        with self._call():
+            return int(self._redis.ttl(self._k(key)))
 
     def expire(self, key: str, ttl: int) -> None:
-        self._redis.expire(self._k(key), ttl)
+        with self._call():
+            self._redis.expire(self._k(key), ttl)
 
     def sadd(self, key: str, member: str, *, ttl: int) -> None:
-        pipe = self._redis.pipeline()
-        pipe.sadd(self._k(key), member)
-        pipe.expire(self._k(key), ttl, gt=True)
-        pipe.expire(self._k(key), ttl, nx=True)
-        pipe.execute()
+        with self._call():
+            pipe = self._redis.pipeline()
+            pipe.sadd(self._k(key), member)
+            pipe.expire(self._k(key), ttl, gt=True)
+            pipe.expire(self._k(key), ttl, nx=True)
+            pipe.execute()
 
     def srem(self, key: str, member: str) -> None:
-        self._redis.srem(self._k(key), member)
+        with self._call():
+            self._redis.srem(self._k(key), member)
 
     def smembers(self, key: str) -> builtins.set[str]:
-        return {str(m) for m in self._redis.smembers(self._k(key))}
+        with self._call():
+            return {str(m) for m in self._redis.smembers(self._k(key))}
 
     def ping(self) -> bool:
         try:

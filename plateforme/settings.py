@@ -33,8 +33,13 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     environment: Literal["development", "production", "test"] = "development"
     demo: bool = False
-    # Proxies whose X-Forwarded-* headers are trusted (comma-separated addresses).
+    # Proxies whose X-Forwarded-* and X-Request-ID headers are trusted (comma-separated
+    # addresses or networks, e.g. "10.0.0.0/8,127.0.0.1").
     trusted_proxies: str = ""
+    # /metrics: with a token, only "Authorization: Bearer <token>"; without, only loopback.
+    metrics_token: str | None = None
+    # One log line per request (method, route, status, duration, client, request id).
+    access_log: bool = False
 
     # Lifetimes, in seconds.
     code_lifetime: int = 60

@@ -20,6 +20,7 @@ from idp.oauth2.oidc import OpenIDCode
 from idp.oauth2.token_exchange import make_token_exchange_grant
 from idp.oauth2.tokens import AccessTokenGenerator
 from idp.services import Provider
+from plateforme.metrics import record_token
 
 OIDC_SCOPES = ["openid", "profile", "email", "phone", "address", "offline_access"]
 RESOURCE_SCOPES = [
@@ -32,6 +33,16 @@ def _jwt_claims(token: str) -> dict[str, Any]:
     """Read the claims of a JWT we have just signed (no verification needed)."""
     payload = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+def count_issued(grant: Any) -> None:
+    """Grant extension: a successful token response counts in ``mc_tokens_issued_total``."""
+
+    def after(grant: Any, result: Any) -> None:
+        if isinstance(result, tuple) and result and result[0] == 200:
+            record_token(grant.GRANT_TYPE)
+
+    grant.register_hook("after_create_token_response", after)
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
@@ -65,10 +76,11 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self._oauth_clients: dict[str, OAuthClient] = {}
         self.register_token_generator("default", AccessTokenGenerator(provider))
         code_grant, refresh_grant, cc_grant = make_grants(provider)
-        self.register_grant(code_grant, [PKCES256(required=True), OpenIDCode(provider)])
-        self.register_grant(refresh_grant)
-        self.register_grant(cc_grant)
-        self.register_grant(make_token_exchange_grant(provider))
+        self.register_grant(code_grant, [PKCES256(required=True), OpenIDCode(provider),
+                                         count_issued])
+        self.register_grant(refresh_grant, [count_issued])
+        self.register_grant(cc_grant, [count_issued])
+        self.register_grant(make_token_exchange_grant(provider), [count_issued])
         self.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT(provider))
         self.register_endpoint(Introspection(provider))
         self.register_endpoint(Revocation(provider))

@@ -34,8 +34,10 @@ class LiveServer:
 
 @contextmanager
 def serve(app: Any, port: int) -> Iterator[LiveServer]:
+    # As ``martinique-connect serve``: uvicorn's own proxy-header handling is off (it would
+    # believe X-Forwarded-For from 127.0.0.1); the application decides (MC_TRUSTED_PROXIES).
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
