@@ -17,7 +17,7 @@ def test_simultaneous_consents_merge_into_one_row(platform: Platform) -> None:
         errors: list[BaseException] = []
 
         def consent(scope: str, user_id: object = user["id"], b: threading.Barrier = barrier,
-                    ) -> None:
+                    errors: list[BaseException] = errors) -> None:
             b.wait()
             try:
                 provider.consents.record(user_id, client["client_id"], scope,  # type: ignore[arg-type]
