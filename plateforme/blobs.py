@@ -613,7 +613,7 @@ class S3BlobStore:
                  access_key: str | None = None, secret_key: str | None = None,
                  region: str | None = None, name: str | None = None,
                  retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE",
-                 client: Any = None) -> None:
+                 multipart_threshold: int = 64 * 1024 * 1024, client: Any = None) -> None:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
@@ -630,8 +630,9 @@ class S3BlobStore:
                                   aws_secret_access_key=secret_key, region_name=region,
                                   config=config)
         self.client = client
-        self._transfer = TransferConfig(multipart_threshold=64 * 1024 * 1024,
-                                        multipart_chunksize=64 * 1024 * 1024,
+        self._transfer = TransferConfig(multipart_threshold=multipart_threshold,
+                                        multipart_chunksize=max(multipart_threshold,
+                                                                5 * 1024 * 1024),
                                         max_concurrency=4)
         self._lock = threading.Lock()
         self._object_lock: bool | None = None
@@ -719,20 +720,11 @@ class S3BlobStore:
                     yield key
 
     def retention(self, key: str) -> datetime | None:
-        """The current retain-until date of the object, or None."""
-        from botocore.exceptions import ClientError
-
-        if not self.object_lock_enabled:
-            return None
-        try:
-            answer = self.client.get_object_retention(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as exc:
-            if self._is_missing(exc):
-                raise BlobNotFound(f"{key} not in {self.name}") from None
-            if str(exc.response.get("Error", {}).get("Code")) == "NoSuchObjectLockConfiguration":
-                return None
-            raise
-        return cast(datetime | None, answer.get("Retention", {}).get("RetainUntilDate"))
+        """The current retain-until date of the object (from its metadata), or None."""
+        head = self._head(key)
+        if head is None:
+            raise BlobNotFound(f"{key} not in {self.name}")
+        return cast(datetime | None, head.get("ObjectLockRetainUntilDate"))
 
     def set_retention(self, key: str, until: datetime) -> None:
         """Object Lock retention until ``until`` (timezone-aware). A retention is only ever
