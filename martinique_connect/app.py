@@ -20,12 +20,15 @@ import plateforme
 from admin_ui import TEMPLATES_DIR as ADMIN_TEMPLATES
 from admin_ui import ConsoleSessionMiddleware, console_client
 from admin_ui import router as admin_router
+from archivage import Archives
+from archivage.api import router as archives_router
 from idp.api import router as idp_router
 from idp.api.cors import PublicClientCORS
 from idp.api.discovery import WellKnownMiddleware
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
-from martinique_connect import errors
+from martinique_connect import errors, wiring
 from martinique_connect.database import upgrade
+from plateforme.blobs import make_blob_stores
 from plateforme.db import make_engine
 from plateforme.kv import KeyValueStore, make_store
 from plateforme.logs import configure_logging
@@ -66,6 +69,10 @@ def create_app(
         if not provider.organisations.list():
             provider.organisations.seed()
         provider.clients.ensure(*console_client(settings), actor="initialisation")
+    archives = Archives(engine=engine, blobs=make_blob_stores(settings),
+                        data_dir=settings.data_dir,
+                        organisations=wiring.IdpOrganisations(provider))
+    archives.start()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +89,8 @@ def create_app(
     app.state.engine = engine
     app.state.store = store
     app.state.provider = provider
+    app.state.archives = archives
+    app.state.resource_servers = {"archives": wiring.archives_token_validator(provider)}
     app.state.oauth2_server = StarletteServer(provider)
     app.state.templates = _templates()
     app.state.csrf = Csrf(settings.resolved_secret_key())
@@ -96,6 +105,7 @@ def create_app(
     )
     app.include_router(idp_router)
     app.include_router(admin_router)
+    app.include_router(archives_router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> Response:

@@ -1,0 +1,222 @@
+"""``/api/archives/…``: deposits, units, downloads, search, sharing, rules, space usage."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+from python_multipart.exceptions import MultipartParseError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from archivage.api.deps import Administrator, ArchivesDep, Reader, Writer
+from archivage.api.multipart import read_deposit
+from archivage.schemas import DepositMetadata, RuleChange, ShareRequest, UnitMetadata
+from archivage.services.rules import to_csv
+from archivage.services.spaces import QuotaExceeded
+from archivage.services.units import UnitView, share_dict
+from plateforme.blobs import TooLarge
+from plateforme.errors import InvalidInput
+
+router = APIRouter(prefix="/api/archives", tags=["archives"])
+CHUNK = 1024 * 1024
+
+
+def _invalid(exc: ValidationError) -> InvalidInput:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ()))
+    return InvalidInput(f"Métadonnées invalides ({field or 'corps'} : {first.get('msg')}).",
+                        field=field or None)
+
+
+def _unit_summary(archives: ArchivesDep, unit: Any) -> dict[str, Any]:
+    return {"id": unit.id, "ark": archives.units.ark(unit.id), "title": unit.title,
+            "level": unit.level, "organisation": unit.organisation, "parent": unit.parent_id,
+            "producer": unit.producer, "classification": unit.classification,
+            "document_type": unit.document_type, "status": unit.status,
+            "start_date": unit.start_date.isoformat() if unit.start_date else None,
+            "end_date": unit.end_date.isoformat() if unit.end_date else None,
+            "final_action": unit.final_action,
+            "appraisal_end": unit.appraisal_end.isoformat() if unit.appraisal_end else None}
+
+
+@router.post("/deposits", status_code=201, summary="Verser un ou plusieurs fichiers")
+async def deposit(request: Request, actor: Writer, archives: ArchivesDep) -> Response:
+    """``multipart/form-data``: a ``metadata`` field (JSON: title, description, producer,
+    dates, keywords, classification, language, document_type, parent, rules, deposit_id,
+    files[i].sha256|sha512) and one or more ``file`` parts. ``Idempotency-Key`` (or
+    ``deposit_id``) makes retries safe. Answers the acknowledgement: 201, or 200 for a replay."""
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared and declared.isdigit() else None
+    room = await run_in_threadpool(archives.deposits.precheck, actor, size)
+    limit = archives.config.max_deposit_bytes
+    staging = archives.deposits.staging_dir()
+    try:
+        try:
+            raw, files = await read_deposit(request, staging, max_bytes=min(
+                limit, room if room is not None else limit))
+        except MultipartParseError as exc:
+            raise InvalidInput("Corps multipart mal formé.") from exc
+        except TooLarge:
+            if room is not None and room < limit:  # the quota, not the size limit, was hit
+                await run_in_threadpool(archives.deposits.precheck, actor, None)
+                raise QuotaExceeded(
+                    f"Quota dépassé : l'espace ne peut plus recevoir que {room} octets.") from None
+            raise
+        try:
+            metadata = DepositMetadata.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            raise _invalid(exc) from exc
+        key = request.headers.get("idempotency-key")
+        if key is not None and not (0 < len(key) <= 200 and key.isprintable()):
+            raise InvalidInput("En-tête Idempotency-Key invalide.", field="Idempotency-Key")
+        ack, replayed = await run_in_threadpool(archives.deposits.deposit, actor, metadata,
+                                                files, deposit_key=key)
+    finally:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+    top = ack["units"][0]["id"]
+    return JSONResponse(ack, status_code=200 if replayed else 201,
+                        headers={"Location": f"/api/archives/units/{top}"})
+
+
+@router.post("/units", status_code=201, summary="Créer une unité sans fichier (série, dossier)")
+def create_unit(metadata: UnitMetadata, actor: Writer, archives: ArchivesDep
+                ) -> dict[str, Any]:
+    unit = archives.deposits.create_unit(actor, metadata)
+    return archives.units.get(actor, unit.id).as_dict()
+
+
+@router.get("/units", summary="Rechercher (métadonnées et texte intégral)")
+def search(
+    actor: Reader, archives: ArchivesDep,
+    q: str | None = Query(default=None, max_length=500),
+    producer: str | None = Query(default=None, max_length=255),
+    classification: str | None = Query(default=None, max_length=100),
+    document_type: str | None = Query(default=None, max_length=100),
+    level: str | None = Query(default=None, pattern="^(series|file|item)$"),
+    since: date | None = None, until: date | None = None,
+    final_action: str | None = Query(default=None, max_length=20),
+    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    units = archives.units.search(actor, query=q, producer=producer,
+                                  classification=classification, document_type=document_type,
+                                  level=level, since=since, until=until,
+                                  final_action=final_action, limit=limit, offset=offset)
+    return {"items": [_unit_summary(archives, u) for u in units], "limit": limit,
+            "offset": offset}
+
+
+@router.get("/units/{unit_id}", summary="Une unité, ses fichiers et ses règles")
+def get_unit(unit_id: str, actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return archives.units.get(actor, unit_id).as_dict()
+
+
+@router.get("/units/{unit_id}/children", summary="Les unités rattachées")
+def get_children(unit_id: str, actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return {"items": [_unit_summary(archives, u)
+                      for u in archives.units.children(actor, unit_id)]}
+
+
+@router.get("/units/{unit_id}/logbook", summary="Journal du cycle de vie de l'unité")
+def get_logbook(unit_id: str, actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return {"items": [
+        {"seq": e.seq, "id": e.id, "at": e.at.isoformat(), "event_type": e.event_type,
+         "outcome": e.outcome, "agent": e.agent, "object_id": e.object_id,
+         "operation_id": e.operation_id, "detail": json.loads(e.detail), "hash": e.hash}
+        for e in archives.units.logbook(actor, unit_id)]}
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+@router.get("/units/{unit_id}/objects/{object_id}/content", summary="Télécharger un fichier",
+            response_class=StreamingResponse)
+async def download(unit_id: str, object_id: str, actor: Reader, archives: ArchivesDep
+                   ) -> Response:
+    """Streams the file; ``Repr-Digest`` (RFC 9530) carries its SHA-512 and SHA-256."""
+    found = await run_in_threadpool(archives.units.open_content, actor, unit_id, object_id)
+    stream = found.stream
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while block := stream.read(CHUNK):
+                yield block
+        finally:
+            stream.close()
+
+    obj = found.obj
+    ascii_name = obj.filename.encode("ascii", "replace").decode().replace('"', "_")
+    headers = {
+        "Content-Length": str(obj.size),
+        "Repr-Digest": f"sha-512=:{_b64(obj.sha512)}:, sha-256=:{_b64(obj.sha256)}:",
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                               f"filename*=UTF-8''{quote(obj.filename)}",
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(chunks(), media_type=obj.media_type, headers=headers)
+
+
+@router.post("/units/{unit_id}/shares", status_code=201, summary="Partager (lecture seule)")
+def share(unit_id: str, request: ShareRequest, actor: Writer, archives: ArchivesDep
+          ) -> dict[str, Any]:
+    return share_dict(archives.units.share(actor, unit_id, request))
+
+
+@router.get("/units/{unit_id}/shares", summary="Partages d'une unité")
+def shares(unit_id: str, actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return {"items": [share_dict(s) for s in archives.units.shares(actor, unit_id)]}
+
+
+@router.delete("/shares/{share_id}", summary="Révoquer un partage")
+def revoke(share_id: str, actor: Writer, archives: ArchivesDep,
+           reason: str | None = Query(default=None, max_length=500)) -> dict[str, Any]:
+    return share_dict(archives.units.revoke_share(actor, share_id, reason=reason))
+
+
+@router.put("/units/{unit_id}/rules", summary="Changer les règles d'une unité (motif requis)")
+def change_rules(unit_id: str, change: RuleChange, actor: Writer, archives: ArchivesDep
+                 ) -> dict[str, Any]:
+    view: UnitView = archives.units.change_rules(actor, unit_id, change)
+    return view.as_dict()
+
+
+@router.get("/rules", summary="Référentiel des règles de gestion")
+def list_rules(actor: Reader, archives: ArchivesDep, format: str = "json") -> Response:
+    rules = archives.rules.list()
+    if format == "csv":
+        return Response(to_csv(rules), media_type="text/csv; charset=utf-8")
+    return JSONResponse({"items": [
+        {"rule_id": r.rule_id, "rule_type": r.rule_type, "value": r.value,
+         "description": r.description, "duration": r.duration, "measurement": r.measurement}
+        for r in rules]})
+
+
+@router.post("/rules/import", summary="Importer le référentiel (CSV au format Vitam)")
+async def import_rules(request: Request, actor: Administrator, archives: ArchivesDep
+                       ) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > 5 * 1024 * 1024:
+        raise InvalidInput("Référentiel trop volumineux (5 Mio au plus).")
+    try:
+        data = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput("Le référentiel doit être en UTF-8.") from exc
+    count = await run_in_threadpool(archives.rules.import_csv, data, actor=actor)
+    return {"imported": count}
+
+
+@router.get("/space", summary="Quota et usage de l'espace de l'organisation")
+def space(actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    if not actor.organisation:
+        raise InvalidInput("Ce jeton n'agit pour aucune organisation.")
+    usage = archives.spaces.usage(actor.organisation)
+    return {"organisation": actor.organisation, "used_bytes": usage.used_bytes,
+            "quota_bytes": usage.quota_bytes, "is_open": usage.is_open}

@@ -1,0 +1,36 @@
+"""Cross-domain Protocols plugged in: each domain declares what it needs in its
+``interfaces.py``; the composition root hands it another domain's service here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp import Provider
+
+
+class IdpOrganisations:
+    """``archivage.interfaces.OrganisationDirectory`` over the IdP's organisations."""
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+
+    def exists(self, slug: str) -> bool:
+        try:
+            self._provider.organisations.get(slug)
+        except Exception:  # noqa: BLE001 - NotFound (or a malformed slug): unknown
+            return False
+        return True
+
+
+def archives_token_validator(provider: Provider) -> Any:
+    """The archival API's access-token validator: the IdP's keys and revocation list, read
+    in-process in the embedded deployment (a separate deployment uses ``HttpJWKS``)."""
+    from plateforme.resource_server import AccessTokenValidator
+
+    def jwks(*, refresh: bool = False) -> dict[str, Any]:
+        if refresh:
+            provider.keys.invalidate()
+        return provider.keys.jwks()
+
+    return AccessTokenValidator(issuer=provider.issuer, audience=provider.issuer + "/api/archives",
+                                jwks=jwks, is_revoked=provider.tokens.is_revoked)
