@@ -567,6 +567,7 @@ def _verify_files(reader: _ManifestReader, objects: Mapping[str, _DataObject],
         if item.physical or item.uri is None:
             continue
         candidates = [item.uri, unquote(item.uri)]
+        candidates += [c[2:] for c in candidates if c.startswith("./")]
         found = next((extracted[c] for c in candidates if c in extracted), None)
         if found is None:
             reader.refuse("seda.missing_file",

@@ -140,7 +140,7 @@ def test_flat_layout_sha256_and_base64_digests(tmp_path: Path, seda_schema_dir: 
     <BinaryDataObject id="BDO1">
       <DataObjectGroupId>GOT1</DataObjectGroupId>
       <DataObjectVersion>BinaryMaster_1</DataObjectVersion>
-      <Uri>Content/proc%C3%A8s-verbal.txt</Uri>
+      <Uri>./Content/proc%C3%A8s-verbal.txt</Uri>
       <MessageDigest algorithm="SHA-256">{digest}</MessageDigest>
       <Size>{len(TXT)}</Size>
       <FormatIdentification><MimeType>text/plain</MimeType><FormatId>x-fmt/111</FormatId>
