@@ -178,19 +178,20 @@ class UnitService:
         organisation = require_writer(actor)
         until = aware(request.until)
         now = utcnow()
-        if until <= now:
-            raise InvalidInput("La date de fin du partage doit être dans le futur.",
-                               field="until")
-        if (until - now).days > MAX_SHARE_DAYS:
-            raise InvalidInput("Un partage dure au plus dix ans.", field="until")
         grantee = request.organisation.strip()
-        if grantee == organisation:
-            raise InvalidInput("On ne partage pas une unité avec sa propre organisation.",
-                               field="organisation")
-        if self._organisations is not None and not self._organisations.exists(grantee):
-            raise InvalidInput(f"Organisation « {grantee} » inconnue.", field="organisation")
         with Session(self._engine, expire_on_commit=False) as session:
             unit = self._owned(session, actor, unit_id)
+            if grantee == organisation:
+                raise InvalidInput("On ne partage pas une unité avec sa propre organisation.",
+                                   field="organisation")
+            if self._organisations is not None and not self._organisations.exists(grantee):
+                raise InvalidInput(f"Organisation « {grantee} » inconnue.",
+                                   field="organisation")
+            if until <= now:
+                raise InvalidInput("La date de fin du partage doit être dans le futur.",
+                                   field="until")
+            if (until - now).days > MAX_SHARE_DAYS:
+                raise InvalidInput("Un partage dure au plus dix ans.", field="until")
             share = Share(unit_id=unit.id, owner=organisation, grantee=grantee, until=until,
                           created_by=actor.label)
             session.add(share)
