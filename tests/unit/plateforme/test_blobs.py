@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -407,6 +408,24 @@ def test_receive_streams_and_digests(tmp_path: Path) -> None:
     assert staged.digests == {"sha512": sha512(data), "sha256": hashlib.sha256(data).hexdigest()}
     staged.discard()
     assert not staged.path.exists()
+
+
+def test_receive_never_holds_the_whole_upload(tmp_path: Path) -> None:
+    block = os.urandom(65536)
+
+    async def upload() -> AsyncIterator[bytes]:
+        for _ in range(1024):  # 64 MiB
+            yield block
+
+    tracemalloc.start()
+    try:
+        staged = asyncio.run(receive(upload(), tmp_path, max_bytes=None))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert staged.size == 64 * 1024 * 1024
+    assert peak < 8 * 1024 * 1024
+    staged.discard()
 
 
 def test_receive_empty_and_unlimited(tmp_path: Path) -> None:
