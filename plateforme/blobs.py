@@ -778,13 +778,14 @@ def make_blob_stores(settings: Settings) -> ReplicatedBlobs:
 
     ``MC_BLOB_URL`` lists the locations, comma-separated: ``file:///abs/path`` or
     ``s3://bucket[/prefix]`` (endpoint and credentials from ``MC_S3_*``); a ``#name`` fragment
-    names a location. Unset: two folders, ``<data dir>/blobs/a`` and ``<data dir>/blobs/b``.
+    names a location (default: the URL itself). Unset: two folders, ``<data dir>/blobs/a`` and
+    ``<data dir>/blobs/b``, named ``a`` and ``b``.
     ``MC_BLOB_MIN_COPIES`` (default 2) locations must accept each file.
     """
     data_dir = Path(settings.data_dir).resolve()
     urls = [u for u in (settings.blob_url or "").split(",") if u.strip()]
-    if not urls:
-        urls = [(data_dir / "blobs" / "a").as_uri(), (data_dir / "blobs" / "b").as_uri()]
+    if not urls:  # named, so that recorded locations survive a move of the data dir
+        urls = [f"{(data_dir / 'blobs' / n).as_uri()}#{n}" for n in ("a", "b")]
     stores = [_store_from_url(u, settings) for u in urls]
     return ReplicatedBlobs(stores, min_copies=settings.blob_min_copies,
                            staging_dir=data_dir / "tmp")

@@ -469,6 +469,7 @@ def test_default_is_two_folders_in_the_data_dir(tmp_path: Path) -> None:
     assert [type(s) for s in blobs.stores] == [FilesystemBlobStore, FilesystemBlobStore]
     roots = [s.root for s in blobs.stores]  # type: ignore[attr-defined]
     assert roots == [tmp_path / "blobs" / "a", tmp_path / "blobs" / "b"]
+    assert blobs.locations == ["a", "b"]
 
 
 def test_blob_url_lists_locations(tmp_path: Path) -> None:
