@@ -121,6 +121,8 @@ def create_app(
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             checks["database"] = "unreachable"
         checks["kv"] = "ok" if store.ping() else "unreachable"
+        answering = sum(archives.blobs.ping().values())  # deposits need min_copies locations
+        checks["blobs"] = "ok" if answering >= archives.blobs.min_copies else "unreachable"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
