@@ -10,3 +10,14 @@ class OrganisationDirectory(Protocol):
     """The organisations known to the platform (held by the IdP)."""
 
     def exists(self, slug: str) -> bool: ...
+
+
+class Signer(Protocol):
+    """Signs with the platform's key (JWS compact serialisation) and verifies against the
+    published keys (the IdP's signing keys, through ``martinique_connect/wiring.py``)."""
+
+    def sign(self, payload: bytes) -> str: ...
+
+    def verify(self, token: str) -> bytes | None:
+        """The payload when the signature is valid under a published key, else None."""
+        ...

@@ -201,3 +201,75 @@ class LogbookHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(default=GENESIS, max_length=64)
+
+
+class Elimination(SQLModel, table=True):
+    """A bordereau d'élimination: proposed by an archivist of the producing organisation,
+    visaed line by line by the archival authority, kept forever with its certificate."""
+
+    __tablename__ = "arch_elimination"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=32)
+    organisation: str = Field(index=True, max_length=100)
+    status: str = Field(default="proposed", max_length=20)  # proposed | executed
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    summary: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    proposed_by: str = Field(max_length=255)
+    proposed_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    decided_by: str | None = Field(default=None, max_length=255)
+    executed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    certificate: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class EliminationLine(SQLModel, table=True):
+    """One unit of a bordereau and the authority's decision on it."""
+
+    __tablename__ = "arch_elimination_line"
+    __table_args__ = (UniqueConstraint("elimination_id", "unit_id"),)
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=32)
+    elimination_id: str = Field(foreign_key="arch_elimination.id", index=True, max_length=32)
+    unit_id: str = Field(foreign_key="arch_unit.id", index=True, max_length=40)
+    title: str = Field(max_length=500)
+    size: int = Field(default=0, sa_type=BigInteger)  # type: ignore[call-overload]
+    appraisal_rule: str | None = Field(default=None, max_length=100)
+    appraisal_end: date | None = Field(default=None, sa_type=Date)  # type: ignore[call-overload]
+    decision: str = Field(default="pending", max_length=20)  # pending|approved|refused|held
+    decided_by: str | None = Field(default=None, max_length=255)
+    decided_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LogbookSeal(SQLModel, table=True):
+    """A seal over logbook entries ``first_seq..last_seq``: their Merkle root, chained to
+    the previous seal, signed (JWS) with the platform's key."""
+
+    __tablename__ = "arch_logbook_seal"
+
+    seq: int = Field(primary_key=True)
+    at: datetime = Field(sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    first_seq: int
+    last_seq: int
+    merkle_root: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+    signature: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AuditReport(SQLModel, table=True):
+    """The outcome of one fixity audit (every copy of every file checked)."""
+
+    __tablename__ = "arch_audit_report"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=32)
+    trigger: str = Field(max_length=20)  # scheduled | on demand
+    actor: str | None = Field(default=None, max_length=255)
+    started_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)  # type: ignore[call-overload]
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    checked: int = 0
+    copies_ok: int = 0
+    missing: int = 0
+    corrupt: int = 0
+    unavailable: int = 0
+    repaired: int = 0
+    details: str = Field(default="[]", sa_column=Column(Text, nullable=False))

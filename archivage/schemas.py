@@ -113,3 +113,24 @@ class RuleChange(BaseModel):
     rules: list[RuleAssignment] = Field(default_factory=list, max_length=10)
     block: list[str] = Field(default_factory=list, max_length=3)
     reason: str = Field(min_length=3, max_length=1000)
+
+
+class EliminationProposal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    units: list[str] = Field(min_length=1, max_length=5000)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class VisaLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: str = Field(max_length=40)
+    decision: Literal["approved", "refused"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class Visa(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: list[VisaLine] = Field(min_length=1, max_length=5000)

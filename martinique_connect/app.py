@@ -71,7 +71,8 @@ def create_app(
         provider.clients.ensure(*console_client(settings), actor="initialisation")
     archives = Archives(engine=engine, blobs=make_blob_stores(settings),
                         data_dir=settings.data_dir,
-                        organisations=wiring.IdpOrganisations(provider))
+                        organisations=wiring.IdpOrganisations(provider),
+                        signer=wiring.PlatformSigner(provider))
     archives.start()
 
     @asynccontextmanager

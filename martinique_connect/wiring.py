@@ -34,3 +34,30 @@ def archives_token_validator(provider: Provider) -> Any:
 
     return AccessTokenValidator(issuer=provider.issuer, audience=provider.issuer + "/api/archives",
                                 jwks=jwks, is_revoked=provider.tokens.is_revoked)
+
+
+class PlatformSigner:
+    """``archivage.interfaces.Signer`` with the IdP's current signing key (JWS, ES256 or
+    RS256), verified against the published JWKS."""
+
+    def __init__(self, provider: Provider) -> None:
+        self._provider = provider
+
+    def sign(self, payload: bytes) -> str:
+        from joserfc import jws
+
+        alg = self._provider.settings.signing_alg
+        key = self._provider.keys.signing_key(alg)
+        return jws.serialize_compact({"alg": alg, "kid": key.kid, "typ": "JWS"}, payload, key)
+
+    def verify(self, token: str) -> bytes | None:
+        from joserfc import jws
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
+        try:
+            keys = KeySet.import_key_set(self._provider.keys.jwks())  # type: ignore[arg-type]
+            return bytes(jws.deserialize_compact(token, keys, algorithms=["ES256", "RS256"])
+                         .payload)
+        except (JoseError, ValueError):
+            return None

@@ -18,12 +18,20 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from archivage.api.deps import Administrator, ArchivesDep, Reader, Writer
 from archivage.api.multipart import read_deposit
-from archivage.schemas import DepositMetadata, RuleChange, ShareRequest, UnitMetadata
+from archivage.schemas import (
+    DepositMetadata,
+    EliminationProposal,
+    RuleChange,
+    ShareRequest,
+    UnitMetadata,
+    Visa,
+)
+from archivage.services import LineDecision
 from archivage.services.rules import to_csv
 from archivage.services.spaces import QuotaExceeded
 from archivage.services.units import UnitView, share_dict
 from plateforme.blobs import TooLarge
-from plateforme.errors import InvalidInput
+from plateforme.errors import Forbidden, InvalidInput
 
 router = APIRouter(prefix="/api/archives", tags=["archives"])
 CHUNK = 1024 * 1024
@@ -220,3 +228,110 @@ def space(actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
     usage = archives.spaces.usage(actor.organisation)
     return {"organisation": actor.organisation, "used_bytes": usage.used_bytes,
             "quota_bytes": usage.quota_bytes, "is_open": usage.is_open}
+
+
+# --- elimination --------------------------------------------------------------------------
+
+
+def _elimination(archives: ArchivesDep, elimination: Any, lines: list[Any] | None = None
+                 ) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": elimination.id, "organisation": elimination.organisation,
+        "status": elimination.status, "reason": elimination.reason,
+        "summary": json.loads(elimination.summary), "proposed_by": elimination.proposed_by,
+        "proposed_at": elimination.proposed_at.isoformat(),
+        "decided_by": elimination.decided_by,
+        "executed_at": elimination.executed_at.isoformat() if elimination.executed_at else None,
+    }
+    if lines is not None:
+        body["lines"] = [{"unit_id": line.unit_id, "ark": archives.units.ark(line.unit_id),
+                          "title": line.title, "size": line.size,
+                          "appraisal_rule": line.appraisal_rule,
+                          "appraisal_end": line.appraisal_end.isoformat()
+                          if line.appraisal_end else None,
+                          "decision": line.decision, "decided_by": line.decided_by,
+                          "comment": line.comment} for line in lines]
+    return body
+
+
+@router.get("/eliminations/eligible", summary="Unités dont la DUA est échue (sort final : "
+            "détruire, sans gel)")
+def eligible(actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return {"items": [_unit_summary(archives, u)
+                      for u in archives.eliminations.eligible(actor)]}
+
+
+@router.post("/eliminations", status_code=201, summary="Proposer un bordereau d'élimination")
+def propose(proposal: EliminationProposal, actor: Writer, archives: ArchivesDep
+            ) -> dict[str, Any]:
+    elimination = archives.eliminations.propose(actor, proposal.units, reason=proposal.reason)
+    return _elimination(archives, *archives.eliminations.get(actor, elimination.id))
+
+
+@router.get("/eliminations", summary="Bordereaux d'élimination")
+def eliminations(actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return {"items": [_elimination(archives, e) for e in archives.eliminations.list(actor)]}
+
+
+@router.get("/eliminations/{elimination_id}", summary="Un bordereau et ses lignes")
+def elimination(elimination_id: str, actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    return _elimination(archives, *archives.eliminations.get(actor, elimination_id))
+
+
+@router.post("/eliminations/{elimination_id}/visa",
+             summary="Visa de l'autorité d'archives, ligne par ligne")
+def visa(elimination_id: str, body: Visa, actor: Writer, archives: ArchivesDep
+         ) -> dict[str, Any]:
+    decisions = [LineDecision(line.unit_id, line.decision, line.comment) for line in body.lines]
+    archives.eliminations.decide(actor, elimination_id, decisions)
+    return _elimination(archives, *archives.eliminations.get(actor, elimination_id))
+
+
+@router.get("/eliminations/{elimination_id}/certificate",
+            summary="Certificat de destruction signé (JSON + JWS)")
+def certificate(elimination_id: str, actor: Reader, archives: ArchivesDep) -> Response:
+    body = archives.eliminations.certificate(actor, elimination_id)
+    return JSONResponse(body, headers={
+        "Content-Disposition": f'attachment; filename="certificat-{elimination_id}.json"'})
+
+
+# --- integrity ----------------------------------------------------------------------------
+
+
+def _platform_operator(actor: Any) -> None:
+    if actor.is_client or not (actor.is_authority or "ctm_admin" in actor.roles):
+        raise Forbidden("Réservé à l'autorité d'archives et aux administrateurs de la CTM.")
+
+
+def _report(report: Any) -> dict[str, Any]:
+    return {"id": report.id, "trigger": report.trigger, "actor": report.actor,
+            "started_at": report.started_at.isoformat(),
+            "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+            "checked": report.checked, "copies_ok": report.copies_ok,
+            "missing": report.missing, "corrupt": report.corrupt,
+            "unavailable": report.unavailable, "repaired": report.repaired,
+            "details": json.loads(report.details)}
+
+
+@router.post("/audits", status_code=201, summary="Lancer un audit d'intégrité")
+async def run_audit(actor: Administrator, archives: ArchivesDep) -> dict[str, Any]:
+    _platform_operator(actor)
+    report = await run_in_threadpool(archives.integrity.audit, trigger="on demand",
+                                     actor=actor.label)
+    return _report(report)
+
+
+@router.get("/audits", summary="Rapports d'audit d'intégrité")
+def audits(actor: Administrator, archives: ArchivesDep) -> dict[str, Any]:
+    _platform_operator(actor)
+    return {"items": [_report(r) for r in archives.integrity.reports()]}
+
+
+@router.get("/logbook/verification", summary="Vérifier la chaîne et les scellements du journal")
+async def verify_logbook(actor: Administrator, archives: ArchivesDep) -> dict[str, Any]:
+    _platform_operator(actor)
+    report = await run_in_threadpool(archives.integrity.verify)
+    return {"ok": report.ok, "entries": report.entries, "seals": report.seals,
+            "first_broken_entry": report.first_broken_entry,
+            "first_broken_seal": report.first_broken_seal, "reason": report.reason,
+            "warnings": report.warnings}

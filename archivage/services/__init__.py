@@ -8,14 +8,16 @@ from sqlalchemy.engine import Engine
 
 from archivage import fulltext
 from archivage.config import ArchivesSettings
-from archivage.interfaces import OrganisationDirectory
+from archivage.interfaces import OrganisationDirectory, Signer
 from archivage.services.deposits import DepositService, IncomingFile
+from archivage.services.eliminations import EliminationService, LineDecision
+from archivage.services.integrity import IntegrityService
 from archivage.services.rules import RuleService
 from archivage.services.spaces import SpaceService, SpaceUsage
 from archivage.services.units import UnitService
 from plateforme.blobs import ReplicatedBlobs
 
-__all__ = ["Archives", "IncomingFile", "SpaceUsage"]
+__all__ = ["Archives", "IncomingFile", "LineDecision", "SpaceUsage"]
 
 
 class Archives:
@@ -27,7 +29,8 @@ class Archives:
 
     def __init__(self, *, engine: Engine, blobs: ReplicatedBlobs, data_dir: Path,
                  config: ArchivesSettings | None = None,
-                 organisations: OrganisationDirectory | None = None) -> None:
+                 organisations: OrganisationDirectory | None = None,
+                 signer: Signer | None = None) -> None:
         self.config = config or ArchivesSettings()
         self.engine = engine
         self.blobs = blobs
@@ -35,6 +38,9 @@ class Archives:
         self.deposits = DepositService(engine, blobs, data_dir=data_dir, config=self.config)
         self.units = UnitService(engine, blobs, config=self.config, organisations=organisations)
         self.rules = RuleService(engine)
+        self.eliminations = EliminationService(engine, blobs, config=self.config,
+                                               signer=signer)
+        self.integrity = IntegrityService(engine, blobs, signer=signer)
 
     def start(self) -> dict[str, int]:
         """At start-up: the derived full-text index, then crash leftovers swept."""
