@@ -154,8 +154,9 @@ def safe_extract(zip_path: Path, dest: Path, *, limits: ZipLimits | None = None,
         written = 0
         try:
             for info in archive.infolist():
-                target = (root / info.filename).resolve()
-                if not target.is_relative_to(root):  # defence in depth after inspect_zip
+                target = root / info.filename
+                # Defence in depth after inspect_zip (no "..", no absolute path, no link).
+                if not os.path.normpath(target).startswith(f"{root}{os.sep}"):
                     raise PackageRefused([Reason("zip.unsafe_path",
                                                  f"Entrée hors du dossier : {info.filename}")])
                 if info.is_dir():

@@ -200,15 +200,22 @@ class _ManifestReader:
         match = _NS_PATTERN.match(etree.QName(root).namespace or "")
         self.version = match.group(1) if match else None
         self.ns = etree.QName(root).namespace or ""
+        self._paths: dict[str, str] = {}
 
     def refuse(self, code: str, message: str, path: str | None = None) -> None:
         self.reasons.append(Reason(code, message, path))
 
+    def _path(self, path: str) -> str:
+        qualified = self._paths.get(path)
+        if qualified is None:
+            qualified = self._paths[path] = path.replace("{}", "{" + self.ns + "}")
+        return qualified
+
     def find(self, element: etree._Element, path: str) -> etree._Element | None:
-        return element.find(path.replace("{}", "{" + self.ns + "}"))
+        return element.find(self._path(path))
 
     def findall(self, element: etree._Element, path: str) -> list[etree._Element]:
-        return list(element.iterfind(path.replace("{}", "{" + self.ns + "}")))
+        return list(element.iterfind(self._path(path)))
 
     def header(self) -> dict[str, Any]:
         root = self.root
@@ -563,6 +570,7 @@ def _verify_files(reader: _ManifestReader, objects: Mapping[str, _DataObject],
     files: list[PackageFile] = []
     uri_to_path: dict[str, str] = {}
     used: set[str] = set()
+    listed: set[str] = set()
     for item in objects.values():
         if item.physical or item.uri is None:
             continue
@@ -589,8 +597,9 @@ def _verify_files(reader: _ManifestReader, objects: Mapping[str, _DataObject],
                               f"{item.identifier} : empreinte {item.algorithm} incorrecte pour "
                               f"« {found.path} » (déclarée {item.digest}, calculée {actual}).",
                               found.path)
-        if any(f.path == found.path for f in files):
+        if found.path in listed:
             continue
+        listed.add(found.path)
         digests = dict(found.digests)
         files.append(PackageFile(path=found.path, size=found.size, digests=digests,
                                  source=found.source,
