@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
+from plateforme.blobs import StagedFile
 from plateforme.errors import InvalidInput
 
 RuleKind = Literal["appraisal", "access", "hold", "storage", "dissemination", "reuse"]
@@ -75,6 +76,13 @@ class PackageFile:
     @property
     def name(self) -> str:
         return self.filename or self.path.rsplit("/", 1)[-1]
+
+    def staged(self) -> StagedFile:
+        """The extracted file as a :class:`~plateforme.blobs.StagedFile`, ready for
+        ``ReplicatedBlobs.put_file(f.digests["sha512"], f.source)`` or a deposit."""
+        if self.source is None:
+            raise ValueError(f"{self.path}: no extracted file")
+        return StagedFile(self.source, self.size, dict(self.digests))
 
 
 @dataclass

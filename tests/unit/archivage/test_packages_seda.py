@@ -107,6 +107,8 @@ def test_valid_transfer_is_read(tmp_path: Path, seda_schema_dir: Path) -> None:
     assert pdf.digests["sha256"] == hashlib.sha256(PDF).hexdigest()
     assert pdf.source is not None and pdf.source.read_bytes() == PDF
     assert pdf.filename == "deliberation.pdf" and pdf.identifier == "BDO1"
+    staged = pdf.staged()
+    assert (staged.path, staged.size, staged.digests) == (pdf.source, pdf.size, pdf.digests)
     [series] = package.units
     assert series.title == "Délibérations du conseil municipal 2020"
     assert series.level == "Series" and series.classification == "1.2.3"
