@@ -20,7 +20,6 @@ import plateforme
 from admin_ui import TEMPLATES_DIR as ADMIN_TEMPLATES
 from admin_ui import ConsoleSessionMiddleware, console_client
 from admin_ui import router as admin_router
-from archivage import Archives
 from archivage.api import router as archives_router
 from idp.api import router as idp_router
 from idp.api.cors import PublicClientCORS
@@ -28,7 +27,6 @@ from idp.api.discovery import WellKnownMiddleware
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors, wiring
 from martinique_connect.database import upgrade
-from plateforme.blobs import make_blob_stores
 from plateforme.db import make_engine
 from plateforme.kv import KeyValueStore, make_store
 from plateforme.logs import configure_logging
@@ -69,10 +67,7 @@ def create_app(
         if not provider.organisations.list():
             provider.organisations.seed()
         provider.clients.ensure(*console_client(settings), actor="initialisation")
-    archives = Archives(engine=engine, blobs=make_blob_stores(settings),
-                        data_dir=settings.data_dir,
-                        organisations=wiring.IdpOrganisations(provider),
-                        signer=wiring.PlatformSigner(provider))
+    archives = wiring.build_archives(settings, engine, provider)
     archives.start()
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click_exceptions  # typer vendors its click
 
+from martinique_connect.cli_archives import archives_app
 from plateforme.errors import DomainError
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
                   (users_app, "users"), (demo_app, "demo"), (audit_app, "audit"),
                   (tokens_app, "tokens"), (orgs_app, "orgs"), (members_app, "members")):
     app.add_typer(sub, name=name)
+app.add_typer(archives_app, name="archives")
 
 
 class BadInput(Exception):

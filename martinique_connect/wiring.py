@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
+from archivage import Archives
 from idp import Provider
+from plateforme.blobs import make_blob_stores
+from plateforme.settings import Settings
 
 
 class IdpOrganisations:
@@ -61,3 +66,9 @@ class PlatformSigner:
                          .payload)
         except (JoseError, ValueError):
             return None
+
+
+def build_archives(settings: Settings, engine: Engine, provider: Provider) -> Archives:
+    """The archival service with its storage strategy and the IdP-backed Protocols."""
+    return Archives(engine=engine, blobs=make_blob_stores(settings), data_dir=settings.data_dir,
+                    organisations=IdpOrganisations(provider), signer=PlatformSigner(provider))
