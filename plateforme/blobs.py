@@ -205,7 +205,8 @@ class FilesystemBlobStore:
         self.root = Path(root).resolve()
         self.name = name or self.root.as_uri()
         self._tmp = self.root / ".tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # archives are not for others
+        self._tmp.mkdir(mode=0o700, exist_ok=True)
         self._host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
         self.clean_stale_temporaries(stale_after)
 
@@ -248,6 +249,7 @@ class FilesystemBlobStore:
         tmp = self._temporary()
         try:
             shutil.copyfile(path, tmp)  # sendfile() on Linux: no copy through Python
+            os.chmod(tmp, 0o600)
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -552,7 +554,8 @@ async def receive(chunks: AsyncIterator[bytes], directory: Path, *, max_bytes: i
     pending: list[bytes] = []
     pending_size = 0
     try:
-        with path.open("xb") as out:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
             writer = _Writer(out, names)
             async for chunk in chunks:
                 if not chunk:

@@ -107,6 +107,8 @@ def test_put_open_size_exists_delete(store: FilesystemBlobStore, tmp_path: Path)
     assert store.size(key) == len(data)
     with store.open(key) as stream:
         assert stream.read() == data
+    assert store.path_of(key).stat().st_mode & 0o077 == 0  # readable by the service only
+    assert store.root.stat().st_mode & 0o077 == 0
     store.delete(key)
     assert not store.exists(key)
     store.delete(key)  # idempotent
@@ -405,6 +407,7 @@ def test_receive_streams_and_digests(tmp_path: Path) -> None:
     assert isinstance(staged, StagedFile)
     assert staged.size == len(data)
     assert staged.path.read_bytes() == data
+    assert staged.path.stat().st_mode & 0o077 == 0
     assert staged.digests == {"sha512": sha512(data), "sha256": hashlib.sha256(data).hexdigest()}
     staged.discard()
     assert not staged.path.exists()
