@@ -20,3 +20,6 @@ class ArchivesSettings(BaseSettings):
     orphan_grace_seconds: int = 900
     # Largest text document whose content is indexed for full-text search.
     fulltext_max_bytes: int = 2 * 1024**2
+    # Periodic work of the maintenance task (seconds; 0 disables): logbook seals, fixity audit.
+    seal_interval_seconds: int = 3600
+    audit_interval_seconds: int = 24 * 3600

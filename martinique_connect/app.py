@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,7 +73,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        maintenance = asyncio.create_task(wiring.archives_maintenance(archives, store))
         yield
+        maintenance.cancel()
         provider.close()
         engine.dispose()
 

@@ -72,3 +72,23 @@ def build_archives(settings: Settings, engine: Engine, provider: Provider) -> Ar
     """The archival service with its storage strategy and the IdP-backed Protocols."""
     return Archives(engine=engine, blobs=make_blob_stores(settings), data_dir=settings.data_dir,
                     organisations=IdpOrganisations(provider), signer=PlatformSigner(provider))
+
+
+async def archives_maintenance(archives: Archives, store: Any) -> None:
+    """Every worker's maintenance loop for the archives: seals and scheduled audits (one
+    worker at a time, through a lock in the shared key-value store)."""
+    import asyncio
+    import logging
+
+    from starlette.concurrency import run_in_threadpool
+
+    intervals = [i for i in (archives.config.seal_interval_seconds,
+                             archives.config.audit_interval_seconds) if i]
+    if not intervals:
+        return
+    while True:
+        await asyncio.sleep(min(intervals))
+        try:
+            await run_in_threadpool(archives.periodic, lock=store)
+        except Exception:  # noqa: BLE001 - logged; the next round tries again
+            logging.getLogger("archivage").exception("archives maintenance failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -16,6 +17,8 @@ from archivage.services.rules import RuleService
 from archivage.services.spaces import SpaceService, SpaceUsage
 from archivage.services.units import UnitService
 from plateforme.blobs import ReplicatedBlobs
+from plateforme.clock import utcnow
+from plateforme.kv import KeyValueStore
 
 __all__ = ["Archives", "IncomingFile", "LineDecision", "SpaceUsage"]
 
@@ -41,6 +44,30 @@ class Archives:
         self.eliminations = EliminationService(engine, blobs, config=self.config,
                                                signer=signer)
         self.integrity = IntegrityService(engine, blobs, signer=signer)
+
+    def periodic(self, *, lock: KeyValueStore | None = None) -> dict[str, object]:
+        """The scheduled work, run by the maintenance task of every worker: seal the logbook
+        when a seal is due, and run the fixity audit when the last one is older than the
+        audit interval. ``lock`` (the shared key-value store) lets one worker do it at a
+        time."""
+        done: dict[str, object] = {}
+        if lock is not None and not lock.set("archives:periodic", "1", ttl=600, nx=True):
+            return done
+        try:
+            if self.config.seal_interval_seconds:
+                sealed = self.integrity.seal(agent="planificateur")
+                done["seal"] = sealed.seq if sealed else None
+            interval = self.config.audit_interval_seconds
+            last = self.integrity.last_run()
+            if interval and (last is None or (utcnow() - (
+                    last if last.tzinfo else last.replace(tzinfo=UTC))).total_seconds()
+                    >= interval):
+                done["audit"] = self.integrity.audit(trigger="scheduled",
+                                                     actor="planificateur").id
+        finally:
+            if lock is not None:
+                lock.delete("archives:periodic")
+        return done
 
     def start(self) -> dict[str, int]:
         """At start-up: the derived full-text index, then crash leftovers swept."""

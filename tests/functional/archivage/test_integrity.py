@@ -106,3 +106,25 @@ def test_cli_audit_and_verify(platform, as_org) -> None:
     commands = _cli(platform, "--help").stdout.lower()
     assert not any(word in commands for word in ("delete", "supprim", "remove", "elimin",
                                                  "détrui"))
+
+
+def test_scheduled_seal_and_audit(as_org, platform) -> None:
+    import time
+
+    archives = platform.live.app.state.archives
+    store = platform.live.app.state.store
+    as_org("lamentin").deposit([("d.txt", b"planifie")])
+    previous = archives.config.audit_interval_seconds
+    archives.config.audit_interval_seconds = 1
+    try:
+        time.sleep(1.1)
+        assert store.set("archives:periodic", "busy", ttl=60, nx=True)
+        assert archives.periodic(lock=store) == {}  # another worker holds the lock
+        store.delete("archives:periodic")
+        done = archives.periodic(lock=store)
+    finally:
+        archives.config.audit_interval_seconds = previous
+    assert done["seal"] is not None
+    [latest] = archives.integrity.reports(1)
+    assert latest.id == done["audit"] and latest.trigger == "scheduled"
+    assert archives.integrity.verify().ok
