@@ -273,3 +273,18 @@ class AuditReport(SQLModel, table=True):
     unavailable: int = 0
     repaired: int = 0
     details: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+
+
+class IngestContract(SQLModel, table=True):
+    """What an organisation may deposit: formats (PRONOM ids or media types, identified by
+    content), size and file-count limits, the attachment point in its filing plan."""
+
+    __tablename__ = "arch_ingest_contract"
+
+    organisation: str = Field(primary_key=True, max_length=100)
+    formats: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    max_file_bytes: int | None = Field(default=None, sa_type=BigInteger)  # type: ignore[call-overload]
+    max_files: int | None = None
+    attachment_unit: str | None = Field(default=None, foreign_key="arch_unit.id", max_length=40)
+    updated_by: str = Field(max_length=255)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]

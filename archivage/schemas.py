@@ -134,3 +134,15 @@ class Visa(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lines: list[VisaLine] = Field(min_length=1, max_length=5000)
+
+
+class ContractRequest(BaseModel):
+    """An ingest contract; an empty ``formats`` list accepts every format."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formats: list[str] = Field(default_factory=list, max_length=200)
+    max_file_bytes: int | None = Field(default=None, ge=1)
+    max_files: int | None = Field(default=None, ge=1, le=100000)
+    attachment_unit: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, max_length=1000)

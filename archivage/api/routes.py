@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from archivage.api.deps import Administrator, ArchivesDep, Reader, Writer
 from archivage.api.multipart import read_deposit
 from archivage.schemas import (
+    ContractRequest,
     DepositMetadata,
     EliminationProposal,
     RuleChange,
@@ -335,3 +336,19 @@ async def verify_logbook(actor: Administrator, archives: ArchivesDep) -> dict[st
             "first_broken_entry": report.first_broken_entry,
             "first_broken_seal": report.first_broken_seal, "reason": report.reason,
             "warnings": report.warnings}
+
+
+# --- ingest contract ----------------------------------------------------------------------
+
+
+@router.get("/contract", summary="Contrat d'entrée de l'organisation")
+def get_contract(actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
+    if not actor.organisation:
+        raise InvalidInput("Ce jeton n'agit pour aucune organisation.")
+    return archives.contracts.get(actor.organisation)
+
+
+@router.put("/contract", summary="Fixer le contrat d'entrée (formats, limites, rattachement)")
+def put_contract(request: ContractRequest, actor: Administrator, archives: ArchivesDep
+                 ) -> dict[str, Any]:
+    return archives.contracts.set(actor, request)

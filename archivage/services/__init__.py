@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from archivage import fulltext
 from archivage.config import ArchivesSettings
 from archivage.interfaces import OrganisationDirectory, Signer
+from archivage.services.contracts import ContractService
 from archivage.services.deposits import DepositService, IncomingFile
 from archivage.services.eliminations import EliminationService, LineDecision
 from archivage.services.integrity import IntegrityService
@@ -41,6 +42,7 @@ class Archives:
         self.deposits = DepositService(engine, blobs, data_dir=data_dir, config=self.config)
         self.units = UnitService(engine, blobs, config=self.config, organisations=organisations)
         self.rules = RuleService(engine)
+        self.contracts = ContractService(engine)
         self.eliminations = EliminationService(engine, blobs, config=self.config,
                                                signer=signer)
         self.integrity = IntegrityService(engine, blobs, signer=signer)

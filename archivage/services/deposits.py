@@ -38,6 +38,7 @@ from archivage.identifiers import ark, mint, neutral_filename
 from archivage.models import BlobIntent, DataObject, Deposit, Rule, Unit
 from archivage.repository import get_deposit_by_key, live_references
 from archivage.schemas import Actor, DepositMetadata, UnitMetadata
+from archivage.services import contracts
 from archivage.services import rules as rules_service
 from archivage.services.spaces import charge, check_can_deposit, ensure_space
 from plateforme.audit import AuditRecord, append
@@ -138,6 +139,9 @@ class DepositService:
             session.commit()
             check_can_deposit(space, total)
             parent = self._parent(session, organisation, metadata.parent)
+            parent = contracts.check(session, organisation, parent, [
+                (neutral_filename(f.filename), f.staged.size, fmt)
+                for f, fmt in zip(files, formats, strict=True)])
             for assignment in metadata.rules:
                 if session.get(Rule, assignment.rule_id) is None:
                     raise InvalidInput(f"Règle « {assignment.rule_id} » absente du "

@@ -1,8 +1,8 @@
-"""archives units objects rules logbook eliminations audits
+"""archives units objects rules logbook eliminations audits contracts
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-29 12:59:30.414537
+Create Date: 2026-11-29 13:09:18.198143
 """
 from alembic import op
 import sqlalchemy as sa
@@ -196,6 +196,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_arch_elimination_line_elimination_id'), ['elimination_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_arch_elimination_line_unit_id'), ['unit_id'], unique=False)
 
+    op.create_table('arch_ingest_contract',
+    sa.Column('organisation', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('formats', sa.Text(), nullable=False),
+    sa.Column('max_file_bytes', sa.BigInteger(), nullable=True),
+    sa.Column('max_files', sa.Integer(), nullable=True),
+    sa.Column('attachment_unit', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['attachment_unit'], ['arch_unit.id'], name=op.f('fk_arch_ingest_contract_attachment_unit_arch_unit')),
+    sa.PrimaryKeyConstraint('organisation', name=op.f('pk_arch_ingest_contract'))
+    )
     op.create_table('arch_object',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('unit_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -274,6 +285,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_arch_object_blob_key'))
 
     op.drop_table('arch_object')
+    op.drop_table('arch_ingest_contract')
     with op.batch_alter_table('arch_elimination_line', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_arch_elimination_line_unit_id'))
         batch_op.drop_index(batch_op.f('ix_arch_elimination_line_elimination_id'))
