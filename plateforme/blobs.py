@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import socket
 import tempfile
 import threading
@@ -180,6 +179,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _copy_fd(src: int, dst: int) -> None:
+    """Copy a whole file between descriptors in the kernel (``sendfile``), in Python if the
+    kernel refuses."""
+    offset = 0
+    try:
+        while sent := os.sendfile(dst, src, offset, 64 * 1024 * 1024):
+            offset += sent
+    except OSError:
+        if offset:
+            raise
+        while chunk := os.read(src, _CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(dst, view):]
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -191,7 +206,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 class FilesystemBlobStore:
-    """Blobs in a folder: ``root/ab/cd/<key>``, where ``abcd…`` is the SHA-256 of the key.
+    """Blobs in a folder: ``root/ab/<key>``, where ``ab`` starts the SHA-256 of the key (256
+    folders, as git does: few folders to create and ``fsync``, small enough listings).
 
     Writes go to ``root/.tmp/`` (the same filesystem), are ``fsync``-ed, renamed into place
     with ``os.replace`` and the folder is ``fsync``-ed, so a crash leaves either the old state
@@ -215,8 +231,8 @@ class FilesystemBlobStore:
 
     def path_of(self, key: str) -> Path:
         """Where ``key`` lives (whether or not it exists)."""
-        fan = hashlib.sha256(check_key(key).encode()).hexdigest()
-        return self.root / fan[:2] / fan[2:4] / key
+        fan = hashlib.sha256(check_key(key).encode()).hexdigest()[:2]
+        return self.root / fan / key
 
     def clean_stale_temporaries(self, stale_after: float = 6 * 3600) -> list[Path]:
         """Remove temporary files of dead writers; returns what was removed."""
@@ -248,27 +264,24 @@ class FilesystemBlobStore:
         final = self.path_of(key)
         tmp = self._temporary()
         try:
-            shutil.copyfile(path, tmp)  # sendfile() on Linux: no copy through Python
-            os.chmod(tmp, 0o600)
-            fd = os.open(tmp, os.O_RDONLY)
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
-                os.fsync(fd)
+                with open(path, "rb") as src:
+                    _copy_fd(src.fileno(), out)
+                os.fsync(out)
             finally:
-                os.close(fd)
-            created = self._make_parents(final.parent)
+                os.close(out)
+            created = not final.parent.is_dir()
+            if created:
+                final.parent.mkdir(mode=0o700, exist_ok=True)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
         _fsync_dir(final.parent)
-        for folder in created:
-            _fsync_dir(folder.parent)
-
-    def _make_parents(self, folder: Path) -> list[Path]:
-        created = [p for p in (folder.parent, folder) if not p.exists()]
-        folder.mkdir(parents=True, exist_ok=True)
-        return created
+        if created:
+            _fsync_dir(self.root)
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -294,15 +307,12 @@ class FilesystemBlobStore:
         _fsync_dir(path.parent)
 
     def keys(self) -> Iterator[str]:
-        for first in sorted(self.root.iterdir()):
-            if len(first.name) != 2 or not first.is_dir():
+        for folder in sorted(self.root.iterdir()):
+            if len(folder.name) != 2 or not folder.is_dir():
                 continue
-            for second in sorted(first.iterdir()):
-                if not second.is_dir():
-                    continue
-                for entry in sorted(second.iterdir()):
-                    if entry.is_file() and _KEY.fullmatch(entry.name):
-                        yield entry.name
+            for entry in sorted(folder.iterdir()):
+                if entry.is_file() and _KEY.fullmatch(entry.name):
+                    yield entry.name
 
     def set_retention(self, key: str, until: datetime) -> None:
         """A folder has no retention lock: protection comes from the application's rules."""

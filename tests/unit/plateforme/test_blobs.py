@@ -123,7 +123,7 @@ def test_layout_is_fanned_out_and_keys_lists_only_blobs(store: FilesystemBlobSto
         store.put_file(sha512(data), write(tmp_path, data))
     for key in keys:
         relative = store.path_of(key).relative_to(store.root)
-        assert len(relative.parts) == 3 and len(relative.parts[0]) == 2
+        assert len(relative.parts) == 2 and len(relative.parts[0]) == 2
     assert set(store.keys()) == keys
     assert not list(store._tmp.iterdir())  # no temporary file left behind
 
@@ -151,6 +151,18 @@ def test_put_is_idempotent_and_replaces(store: FilesystemBlobStore, tmp_path: Pa
         assert stream.read() == b"second"
 
 
+def test_copy_without_sendfile(store: FilesystemBlobStore, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> int:
+        raise OSError(22, "Invalid argument")  # as on filesystems without sendfile support
+
+    monkeypatch.setattr(os, "sendfile", refuse)
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    store.put_file("k1", write(tmp_path, data))
+    with store.open("k1") as stream:
+        assert stream.read() == data
+
+
 def test_failed_copy_leaves_no_partial_file(store: FilesystemBlobStore, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         store.put_file("k1", tmp_path / "does-not-exist")
@@ -175,14 +187,14 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_at_start(tmp_path: Pat
     big = write(tmp_path, os.urandom(1024 * 1024))
     # A writer process that dies (SIGKILL) in the middle of its copy leaves its temporary file.
     script = (
-        "import os, shutil, sys\n"
+        "import os, sys\n"
         "from pathlib import Path\n"
-        "from plateforme.blobs import FilesystemBlobStore\n"
-        "store = FilesystemBlobStore(Path(sys.argv[1]))\n"
+        "from plateforme import blobs\n"
+        "store = blobs.FilesystemBlobStore(Path(sys.argv[1]))\n"
         "def copy_then_die(src, dst):\n"
-        "    Path(dst).write_bytes(Path(src).read_bytes()[:1000])\n"
+        "    os.write(dst, os.read(src, 1000))\n"
         "    os.kill(os.getpid(), 9)\n"
-        "shutil.copyfile = copy_then_die\n"
+        "blobs._copy_fd = copy_then_die\n"
         "store.put_file('k1', Path(sys.argv[2]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(root), str(big)],
