@@ -239,6 +239,8 @@ class FilesystemBlobStore:
         removed: list[Path] = []
         now = time.time()
         for entry in self._tmp.iterdir():
+            if entry.is_dir():
+                continue
             parts = entry.name.split(".")
             dead = False
             if len(parts) == 4 and parts[3] == "tmp" and parts[2] == self._host:
