@@ -23,3 +23,5 @@ class ArchivesSettings(BaseSettings):
     # Periodic work of the maintenance task (seconds; 0 disables): logbook seals, fixity audit.
     seal_interval_seconds: int = 3600
     audit_interval_seconds: int = 24 * 3600
+    # How often each worker looks for package ingest operations to process (seconds).
+    operations_poll_seconds: float = 1.0

@@ -288,3 +288,25 @@ class IngestContract(SQLModel, table=True):
     attachment_unit: str | None = Field(default=None, foreign_key="arch_unit.id", max_length=40)
     updated_by: str = Field(max_length=255)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class Operation(SQLModel, table=True):
+    """An asynchronous package ingest (BagIt or SEDA), persisted so that any worker can
+    process it and answer the poll. ``claimed_until`` is the processing worker's lease."""
+
+    __tablename__ = "arch_operation"
+
+    id: str = Field(default_factory=_uuid, primary_key=True, max_length=32)
+    organisation: str = Field(index=True, max_length=100)
+    kind: str = Field(max_length=20)  # bagit | seda
+    status: str = Field(default="received", index=True, max_length=20)
+    actor: str = Field(max_length=255)
+    roles: str = Field(default="[]", max_length=500)
+    package_path: str = Field(max_length=1000)
+    size: int = Field(default=0, sa_type=BigInteger)  # type: ignore[call-overload]
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    claimed_until: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+    attempts: int = 0
+    result: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -125,3 +125,23 @@ def deposit(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     typer.echo(json.dumps(ack, ensure_ascii=False, indent=2))
+
+
+@archives_app.command("export")
+def export(
+    unit: Annotated[str, typer.Argument(help="Identifiant de l'unité (mc…).")],
+    org: Annotated[str, typer.Option(help="Organisation qui exporte (propriétaire ou "
+                                          "destinataire d'un partage).")],
+    output: Annotated[Path, typer.Option(help="Fichier ZIP à écrire.")],
+) -> None:
+    """Export a unit and what lies below it as a zipped BagIt bag (SEDA manifest, logbook)."""
+    from archivage import Actor
+    from martinique_connect.cli import _fail
+
+    if output.exists():
+        _fail(f"le fichier existe déjà : {output}")
+    archives = _archives()
+    actor = Actor(subject="cli", organisation=org, roles=frozenset({"archivist"}))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    archives.export(actor, unit, output.resolve())
+    typer.echo(f"unité {unit} exportée : {output}")

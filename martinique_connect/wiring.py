@@ -71,7 +71,8 @@ class PlatformSigner:
 def build_archives(settings: Settings, engine: Engine, provider: Provider) -> Archives:
     """The archival service with its storage strategy and the IdP-backed Protocols."""
     return Archives(engine=engine, blobs=make_blob_stores(settings), data_dir=settings.data_dir,
-                    organisations=IdpOrganisations(provider), signer=PlatformSigner(provider))
+                    organisations=IdpOrganisations(provider), signer=PlatformSigner(provider),
+                    schema_dir=settings.seda_schema_dir)
 
 
 async def archives_maintenance(archives: Archives, store: Any) -> None:
@@ -84,11 +85,15 @@ async def archives_maintenance(archives: Archives, store: Any) -> None:
 
     intervals = [i for i in (archives.config.seal_interval_seconds,
                              archives.config.audit_interval_seconds) if i]
-    if not intervals:
-        return
+    every = min(intervals) if intervals else None
+    waited = 0.0
     while True:
-        await asyncio.sleep(min(intervals))
+        await asyncio.sleep(archives.config.operations_poll_seconds)
+        waited += archives.config.operations_poll_seconds
         try:
-            await run_in_threadpool(archives.periodic, lock=store)
+            await run_in_threadpool(archives.operations.process_pending)
+            if every is not None and waited >= every:
+                waited = 0.0
+                await run_in_threadpool(archives.periodic, lock=store)
         except Exception:  # noqa: BLE001 - logged; the next round tries again
             logging.getLogger("archivage").exception("archives maintenance failed")

@@ -31,8 +31,8 @@ from archivage.services import LineDecision
 from archivage.services.rules import to_csv
 from archivage.services.spaces import QuotaExceeded
 from archivage.services.units import UnitView, share_dict
-from plateforme.blobs import TooLarge
-from plateforme.errors import Forbidden, InvalidInput
+from plateforme.blobs import TooLarge, receive
+from plateforme.errors import Forbidden, InvalidInput, NotFound
 
 router = APIRouter(prefix="/api/archives", tags=["archives"])
 CHUNK = 1024 * 1024
@@ -352,3 +352,75 @@ def get_contract(actor: Reader, archives: ArchivesDep) -> dict[str, Any]:
 def put_contract(request: ContractRequest, actor: Administrator, archives: ArchivesDep
                  ) -> dict[str, Any]:
     return archives.contracts.set(actor, request)
+
+
+# --- packages (asynchronous ingest) and export ----------------------------------------------
+
+
+def _operation(archives: ArchivesDep, operation: Any) -> dict[str, Any]:
+    return {"id": operation.id, "kind": operation.kind, "status": operation.status,
+            "organisation": operation.organisation, "size": operation.size,
+            "created_at": operation.created_at.isoformat(),
+            "finished_at": operation.finished_at.isoformat() if operation.finished_at else None,
+            "result": json.loads(operation.result) if operation.finished_at else None,
+            "reply": f"/api/archives/operations/{operation.id}/reply"
+            if operation.reply else None}
+
+
+@router.post("/packages", status_code=202,
+             summary="Verser un paquet BagIt ou SEDA (traitement asynchrone)")
+async def submit_package(request: Request, actor: Writer, archives: ArchivesDep,
+                         format: str = Query(pattern="^(bagit|seda)$")) -> Response:
+    """The body is the ZIP (``application/zip``). Answers 202 with the operation to poll;
+    its outcome is an ``ArchiveTransferReply`` (accepted, or refused with every reason)."""
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared and declared.isdigit() else None
+    await run_in_threadpool(archives.deposits.precheck, actor, size)
+    staging = archives.deposits.staging_dir()
+    try:
+        staged = await receive(request.stream(), staging,
+                               max_bytes=archives.config.max_deposit_bytes)
+        operation = await run_in_threadpool(archives.operations.submit, actor, format, staged)
+    finally:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+    location = f"/api/archives/operations/{operation.id}"
+    return JSONResponse(_operation(archives, operation), status_code=202,
+                        headers={"Location": location, "Retry-After": "1"})
+
+
+@router.get("/operations/{operation_id}", summary="État d'une opération d'entrée")
+def get_operation(operation_id: str, actor: Reader, archives: ArchivesDep) -> Response:
+    operation = archives.operations.get(actor, operation_id)
+    headers = {} if operation.finished_at else {"Retry-After": "1"}
+    return JSONResponse(_operation(archives, operation), headers=headers)
+
+
+@router.get("/operations/{operation_id}/reply", summary="ArchiveTransferReply (SEDA 2.2)")
+def get_reply(operation_id: str, actor: Reader, archives: ArchivesDep) -> Response:
+    operation = archives.operations.get(actor, operation_id)
+    if operation.reply is None:
+        raise NotFound("Opération en cours : pas encore de réponse.")
+    return Response(operation.reply, media_type="application/xml")
+
+
+@router.get("/units/{unit_id}/export", summary="Exporter une unité (sac BagIt zippé)",
+            response_class=StreamingResponse)
+async def export(unit_id: str, actor: Reader, archives: ArchivesDep) -> Response:
+    staging = archives.deposits.staging_dir()
+    try:
+        path = await run_in_threadpool(archives.export, actor, unit_id, staging / "export.zip")
+    except BaseException:
+        await run_in_threadpool(shutil.rmtree, staging, True)
+        raise
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            with path.open("rb") as fh:
+                while block := fh.read(CHUNK):
+                    yield block
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    return StreamingResponse(chunks(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{unit_id}.bagit.zip"',
+        "Content-Length": str(path.stat().st_size)})

@@ -6,17 +6,21 @@ from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from archivage import fulltext
 from archivage.config import ArchivesSettings
 from archivage.interfaces import OrganisationDirectory, Signer
+from archivage.schemas import Actor
 from archivage.services.contracts import ContractService
 from archivage.services.deposits import DepositService, IncomingFile
 from archivage.services.eliminations import EliminationService, LineDecision
 from archivage.services.integrity import IntegrityService
+from archivage.services.operations import OperationService
 from archivage.services.rules import RuleService
 from archivage.services.spaces import SpaceService, SpaceUsage
 from archivage.services.units import UnitService
+from plateforme.audit import AuditRecord, append
 from plateforme.blobs import ReplicatedBlobs
 from plateforme.clock import utcnow
 from plateforme.kv import KeyValueStore
@@ -34,7 +38,7 @@ class Archives:
     def __init__(self, *, engine: Engine, blobs: ReplicatedBlobs, data_dir: Path,
                  config: ArchivesSettings | None = None,
                  organisations: OrganisationDirectory | None = None,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, schema_dir: Path | None = None) -> None:
         self.config = config or ArchivesSettings()
         self.engine = engine
         self.blobs = blobs
@@ -46,6 +50,20 @@ class Archives:
         self.eliminations = EliminationService(engine, blobs, config=self.config,
                                                signer=signer)
         self.integrity = IntegrityService(engine, blobs, signer=signer)
+        self.operations = OperationService(engine, self.deposits, data_dir=data_dir,
+                                           config=self.config, schema_dir=schema_dir)
+
+    def export(self, actor: Actor, unit_id: str, dest: Path) -> Path:
+        """A unit and what lies below it as a zipped BagIt bag (reversibility); the owner
+        and the organisations it is shared with may export it. Logged."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            unit, _ = self.units._visible(session, actor, unit_id)
+            path = self.operations.export(unit, session, dest, agent=actor.label)
+            append(session, AuditRecord(
+                action="archives.export", actor=actor.label, organisation=actor.organisation,
+                target=self.units.ark(unit.id), address=actor.address))
+            session.commit()
+            return path
 
     def periodic(self, *, lock: KeyValueStore | None = None) -> dict[str, object]:
         """The scheduled work, run by the maintenance task of every worker: seal the logbook

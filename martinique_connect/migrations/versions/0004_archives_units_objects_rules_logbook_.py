@@ -1,8 +1,8 @@
-"""archives units objects rules logbook eliminations audits contracts
+"""archives units objects rules logbook eliminations audits contracts operations
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-29 13:09:18.198143
+Create Date: 2026-11-29 13:12:28.445033
 """
 from alembic import op
 import sqlalchemy as sa
@@ -115,6 +115,27 @@ def upgrade() -> None:
     sa.Column('signature', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_arch_logbook_seal'))
     )
+    op.create_table('arch_operation',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('organisation', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('roles', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('package_path', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('result', sa.Text(), nullable=False),
+    sa.Column('reply', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_arch_operation'))
+    )
+    with op.batch_alter_table('arch_operation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_arch_operation_organisation'), ['organisation'], unique=False)
+        batch_op.create_index(batch_op.f('ix_arch_operation_status'), ['status'], unique=False)
+
     op.create_table('arch_rule',
     sa.Column('rule_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('rule_type', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -306,6 +327,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_arch_rule_rule_type'))
 
     op.drop_table('arch_rule')
+    with op.batch_alter_table('arch_operation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_arch_operation_status'))
+        batch_op.drop_index(batch_op.f('ix_arch_operation_organisation'))
+
+    op.drop_table('arch_operation')
     op.drop_table('arch_logbook_seal')
     op.drop_table('arch_logbook_head')
     with op.batch_alter_table('arch_logbook', schema=None) as batch_op:

@@ -103,6 +103,17 @@ def test_cli_audit_and_verify(platform, as_org) -> None:
     audit = _cli(platform, "audit")
     assert audit.returncode == 0, audit.stderr
     assert "0 manquantes, 0 altérées" in audit.stdout
+    unit = as_org("lamentin").deposit([("e.txt", b"a exporter")]).json()["units"][0]["id"]
+    target = platform.settings.data_dir / f"cli-export-{unit}.zip"
+    exported = _cli(platform, "export", unit, "--org", "lamentin", "--output", str(target))
+    assert exported.returncode == 0, exported.stderr
+    import zipfile
+
+    with zipfile.ZipFile(target) as archive:
+        assert any(n.endswith("data/" + unit + "/e.txt") for n in archive.namelist())
+    refused = _cli(platform, "export", unit, "--org", "schoelcher", "--output",
+                   str(target) + ".2")
+    assert refused.returncode == 2 and "introuvable" in refused.stderr
     commands = _cli(platform, "--help").stdout.lower()
     assert not any(word in commands for word in ("delete", "supprim", "remove", "elimin",
                                                  "détrui"))
