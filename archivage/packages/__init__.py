@@ -13,7 +13,13 @@ Example::
                            accepted=False, reasons=refused.reasons)
 """
 
-from archivage.packages.bags import BAGIT_VERSION, read_bagit, write_bagit, zip_bag
+from archivage.packages.bags import (
+    BAGIT_VERSION,
+    DigestMismatch,
+    read_bagit,
+    write_bagit,
+    zip_bag,
+)
 from archivage.packages.model import (
     Package,
     PackageFile,
@@ -37,6 +43,7 @@ from archivage.packages.seda import (
 
 __all__ = [
     "BAGIT_VERSION",
+    "DigestMismatch",
     "ExtractedFile",
     "Package",
     "PackageFile",

@@ -40,6 +40,19 @@ _RESERVED = {"bagit.txt", "bag-info.txt", "fetch.txt"}
 _TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 FileSource = Path | Callable[[], BinaryIO]
+#: A payload entry: ``(path, source)`` or ``(path, source, expected SHA-512 hex)``.
+PayloadEntry = tuple[str, FileSource] | tuple[str, FileSource, str]
+
+
+class DigestMismatch(Exception):
+    """A payload file's bytes do not match the SHA-512 the caller expected (a damaged copy):
+    nothing was written. Repair the copy, then export again."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(f"{path}: expected sha512 {expected}, read {actual}")
+        self.path = path
+        self.expected = expected
+        self.actual = actual
 
 
 # --------------------------------------------------------------------------- reading
@@ -277,15 +290,18 @@ def _copy_digest(source: FileSource, dest: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def write_bagit(dest: Path, files: Iterable[tuple[str, FileSource]],
+def write_bagit(dest: Path, files: Iterable[PayloadEntry],
                 metadata: Mapping[str, str | Sequence[str]],
                 extra_tag_files: Mapping[str, bytes] | None = None, *,
                 seda_version: str = SEDA_VERSION) -> Path:
     """Write a BagIt 1.0 bag at ``dest`` (which must not exist) and return ``dest``.
 
     Args:
-        files: ``(payload path, source)`` pairs; the path is relative to ``data/``; the source
-            is a file path or a callable opening a binary stream (``lambda: blobs.open(key)``).
+        files: ``(payload path, source)`` pairs, or ``(payload path, source, sha512)``
+            triples; the path is relative to ``data/``; the source is a file path or a callable
+            opening a binary stream (``lambda: blobs.open(key)``); with a SHA-512, the bytes
+            read are checked against it and :class:`DigestMismatch` is raised (and nothing
+            written) when they differ.
         metadata: ``bag-info.txt`` tags (e.g. ``External-Identifier``, ``Title``,
             ``Source-Organization``); values are folded onto one line.
         extra_tag_files: tag files by relative path (e.g. ``metadata/manifest.xml`` from
@@ -305,7 +321,9 @@ def write_bagit(dest: Path, files: Iterable[tuple[str, FileSource]],
         payload_lines: list[str] = []
         total = count = 0
         seen: set[str] = set()
-        for relative, source in files:
+        for entry in files:
+            relative, source = entry[0], entry[1]
+            expected = entry[2].lower() if len(entry) == 3 else None
             relative = _check_relative(relative, "payload")
             if relative.casefold() in seen:
                 raise ValueError(f"duplicate payload path: {relative!r}")
@@ -313,6 +331,8 @@ def write_bagit(dest: Path, files: Iterable[tuple[str, FileSource]],
             target = tmp / "data" / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             size, digest = _copy_digest(source, target)
+            if expected is not None and digest != expected:
+                raise DigestMismatch(relative, expected, digest)
             payload_lines.append(f"{digest}  {_encode_manifest_path('data/' + relative)}\n")
             total += size
             count += 1

@@ -39,14 +39,21 @@ class Reason:
 
 
 class PackageRefused(InvalidInput):
-    """The package is refused; ``reasons`` lists every problem found, not just the first."""
+    """The package is refused; ``reasons`` lists every problem found, not just the first.
+
+    When the SEDA manifest could be read, ``message_identifier`` and ``transferring_agency``
+    hold its values, for the ``ArchiveTransferReply`` (``MessageRequestIdentifier``).
+    """
 
     title = "Paquet refusé"
 
-    def __init__(self, reasons: list[Reason]) -> None:
+    def __init__(self, reasons: list[Reason], *, message_identifier: str | None = None,
+                 transferring_agency: str | None = None) -> None:
         super().__init__("Paquet refusé : " + " ; ".join(r.message for r in reasons[:20])
                          + (" ; …" if len(reasons) > 20 else ""))
         self.reasons = reasons
+        self.message_identifier = message_identifier
+        self.transferring_agency = transferring_agency
 
 
 @dataclass

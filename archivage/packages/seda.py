@@ -547,7 +547,9 @@ def read_seda_zip(path: Path, schema_dir: Path | None = None, *, workdir: Path |
                 reader.refuse("seda.orphan_object",
                               f"{identifier} n'est rattaché à aucune unité d'archives.")
         if reader.reasons:
-            raise PackageRefused(reader.reasons)
+            raise PackageRefused(reader.reasons,
+                                 message_identifier=header.get("message_identifier"),
+                                 transferring_agency=header.get("transferring_agency"))
     except BaseException:
         shutil.rmtree(top, ignore_errors=True)
         raise

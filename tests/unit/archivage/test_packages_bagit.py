@@ -14,6 +14,7 @@ import bagit
 import pytest
 
 from archivage.packages import (
+    DigestMismatch,
     PackageFile,
     PackageRefused,
     PackageRule,
@@ -258,6 +259,17 @@ def test_write_is_all_or_nothing(tmp_path: Path) -> None:
         write_bagit(tmp_path / "bag", [("a.txt", lambda: io.BytesIO(b"a")), ("b.txt", broken)],
                     {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_checks_expected_digests(tmp_path: Path) -> None:
+    good = hashlib.sha512(TXT).hexdigest()
+    dest = write_bagit(tmp_path / "ok", [("cr.txt", lambda: io.BytesIO(TXT), good.upper())], {})
+    assert bagit.Bag(str(dest)).validate() is True
+    with pytest.raises(DigestMismatch) as caught:  # a damaged copy is never exported
+        write_bagit(tmp_path / "bad", [("cr.txt", lambda: io.BytesIO(TXT + b"!"), good)], {})
+    assert caught.value.path == "cr.txt" and caught.value.expected == good
+    assert not (tmp_path / "bad").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["ok"]
 
 
 def test_empty_export_is_a_valid_bag(tmp_path: Path) -> None:

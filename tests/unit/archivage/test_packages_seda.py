@@ -187,6 +187,9 @@ def test_wrong_digest_is_refused(tmp_path: Path, seda_schema_dir: Path) -> None:
     assert reasons_of(caught) == ["seda.size_mismatch", "seda.digest_mismatch"]
     assert caught.value.reasons[1].path == "content/deliberation.pdf"
     assert caught.value.status == 422
+    # The header was readable: the refusal reply can answer the right transfer.
+    assert caught.value.message_identifier == "MSG-1"
+    assert caught.value.transferring_agency == "COMMUNE"
     assert list(work.iterdir()) == []  # nothing left behind
 
 
