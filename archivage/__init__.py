@@ -7,7 +7,13 @@ quota_bytes, *, actor, reason)``, ``close_space(organisation, *, actor, reason)`
 """
 
 from archivage.config import ArchivesSettings
-from archivage.schemas import Actor, DepositMetadata, ShareRequest, UnitMetadata
+from archivage.schemas import (
+    Actor,
+    DepositMetadata,
+    RuleAssignment,
+    ShareRequest,
+    UnitMetadata,
+)
 from archivage.services import Archives, IncomingFile, SpaceUsage
 from archivage.services.spaces import SpaceService
 
@@ -17,6 +23,7 @@ __all__ = [
     "ArchivesSettings",
     "DepositMetadata",
     "IncomingFile",
+    "RuleAssignment",
     "ShareRequest",
     "SpaceService",
     "SpaceUsage",

@@ -403,6 +403,18 @@ def demo_seed(
     if any(login.get("totp") for login in result["logins"]):
         typer.echo(f"(clés et URI otpauth:// des comptes du personnel dans {path} : ajoutez-les "
                    "à une application d'authentification pour avoir les codes sur un téléphone)")
+    from martinique_connect.demo import seed_archives
+    from martinique_connect.wiring import build_archives
+
+    archives = build_archives(provider.settings, provider.engine, provider)
+    archives.start()
+    demo_archives = seed_archives(provider, archives, path)
+    expired = sum(u["final_action"] == "détruire" for u in demo_archives["units"])
+    typer.echo(f"archives de démonstration (Le Lamentin) : {len(demo_archives['units'])} "
+               f"documents, dont {expired} à DUA échue et sort final « détruire »")
+    typer.echo(f"    API : client {demo_archives['client']['client_id']} / "
+               f"{demo_archives['client']['client_secret']} (client_credentials, "
+               "archives:read archives:write)")
 
 
 def _totp_command(secret: str) -> str:

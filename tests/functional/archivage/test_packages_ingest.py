@@ -57,7 +57,8 @@ def test_seda_transfer_is_ingested_asynchronously(as_org, as_staff, tmp_path) ->
     assert set(result["package_units"]) == {"AU1", "AU2"}
     reply = lamentin.get(operation["reply"].removeprefix("/api/archives"))
     assert reply.headers["content-type"].startswith("application/xml")
-    assert b"ArchiveTransferReply" in reply.content and b"<ReplyCode>OK</ReplyCode>" in reply.content
+    assert b"ArchiveTransferReply" in reply.content
+    assert b"<ReplyCode>OK</ReplyCode>" in reply.content
     [found] = lamentin.get("/units", params={"q": word, "level": "item"}).json()["items"]
     assert found["final_action"] == "détruire" and found["appraisal_end"] == "2035-01-01"
     # another organisation can't poll it

@@ -125,7 +125,8 @@ def test_audit_verify_detects_tampering(run, tmp_path: Path) -> None:  # type: i
     assert "entrée 1" in broken.stderr
 
 
-STAFF = {"admin@demo.mq", "mairie.lamentin@demo.mq"}
+STAFF = {"admin@demo.mq", "mairie.lamentin@demo.mq", "archiviste.lamentin@demo.mq",
+         "autorite.archives@demo.mq"}
 
 
 def test_demo_seed_is_idempotent(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -158,7 +159,7 @@ def test_demo_seed_is_idempotent(run, tmp_path: Path) -> None:  # type: ignore[n
     with sqlite3.connect(tmp_path / "martinique-connect.db") as db:
         factors = db.execute("SELECT COUNT(*) FROM idp_totp WHERE confirmed").fetchone()[0]
         stored = " ".join(r[0] for r in db.execute("SELECT secret_encrypted FROM idp_totp"))
-    assert factors == 2, "one authenticator app per staff account, not one per run"
+    assert factors == len(STAFF), "one authenticator app per staff account, not one per run"
     assert all(login["totp"]["secret"] not in stored for login in second["logins"]
                if "totp" in login), "encrypted at rest"
 
