@@ -25,6 +25,9 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("organisations", "Organisations", "/admin/organisations", "orgs.view"),
     NavItem("cles", "Clés de signature", "/admin/cles", "keys.view"),
     NavItem("journal", "Journal d'audit", "/admin/journal", "audit.view"),
+    NavItem("archives", "Archives", "/admin/archives", "archives.view"),
+    NavItem("eliminations", "Éliminations", "/admin/archives/eliminations",
+            "archives.visa"),
 )
 
 

@@ -35,25 +35,32 @@ ACTIONS: dict[str, str] = {
     "keys.view": "voir les clés de signature",
     "keys.rotate": "renouveler, retirer une clé de signature",
     "audit.view": "consulter et exporter le journal d'audit",
+    "archives.view": "rechercher et consulter les archives de l'organisation",
+    "archives.eliminate": "proposer l'élimination d'archives dont la DUA est échue",
+    "archives.visa": "viser (ou refuser) les bordereaux d'élimination",
+    "archives.audit": "lancer et consulter les audits d'intégrité des archives",
 }
 
 EVERYTHING = frozenset(ACTIONS)
 
 # role -> actions. Platform roles apply everywhere, organisation roles in their organisation.
 MATRIX: dict[str, frozenset[str]] = {
-    "ctm_admin": EVERYTHING,
+    # Only the archival authority visas eliminations and only the producer's archivist
+    # proposes them (Code du patrimoine L212-2), whoever administers the platform.
+    "ctm_admin": EVERYTHING - {"archives.visa", "archives.eliminate"},
     "support": frozenset({
         "dashboard.view", "people.view", "people.lock", "people.recover", "consents.view",
         "audit.view",
     }),
     "catalogue_manager": frozenset({"dashboard.view"}),
     "approver": frozenset({"dashboard.view"}),
-    "archival_authority": frozenset({"dashboard.view"}),
+    "archival_authority": frozenset({"dashboard.view", "archives.visa", "archives.audit"}),
     "org_admin": frozenset({
         "dashboard.view", "clients.view", "clients.manage", "orgs.view", "members.manage",
+        "archives.view",
     }),
-    "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view"}),
-    "archivist": frozenset({"dashboard.view"}),
+    "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view", "archives.view"}),
+    "archivist": frozenset({"dashboard.view", "archives.view", "archives.eliminate"}),
     "buyer": frozenset({"dashboard.view"}),
 }
 

@@ -14,7 +14,7 @@ from archivage.schemas import (
     ShareRequest,
     UnitMetadata,
 )
-from archivage.services import Archives, IncomingFile, SpaceUsage
+from archivage.services import Archives, IncomingFile, LineDecision, SpaceUsage
 from archivage.services.spaces import SpaceService
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "ArchivesSettings",
     "DepositMetadata",
     "IncomingFile",
+    "LineDecision",
     "RuleAssignment",
     "ShareRequest",
     "SpaceService",
