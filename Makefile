@@ -47,12 +47,13 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp
+	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp archivage
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/archives_ingest.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -239,11 +239,11 @@ def test_lists_show_only_the_persona_s_organisations(world: World) -> None:
 def test_navigation_offers_only_what_the_persona_may_open(world: World) -> None:
     expected = {
         "ctm_admin": {"/admin/", "/admin/clients", "/admin/personnes", "/admin/organisations",
-                      "/admin/cles", "/admin/journal"},
+                      "/admin/cles", "/admin/journal", "/admin/archives"},
         "support": {"/admin/", "/admin/personnes", "/admin/journal"},
-        "org_admin": {"/admin/", "/admin/clients", "/admin/organisations"},
-        "viewer": {"/admin/", "/admin/clients", "/admin/organisations"},
-        "archivist": {"/admin/"},
+        "org_admin": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/archives"},
+        "viewer": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/archives"},
+        "archivist": {"/admin/", "/admin/archives"},
         "catalogue_manager": {"/admin/"},
     }
     for persona, links in expected.items():
