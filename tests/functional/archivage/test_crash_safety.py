@@ -63,10 +63,10 @@ def server(backend, tmp_path: Path) -> Iterator[Server]:
     env = {**os.environ, "MC_DATA_DIR": str(tmp_path / "data"), "MC_PORT": str(port),
            "MC_ISSUER": f"http://127.0.0.1:{port}", "MC_ENVIRONMENT": "test",
            "MC_SECRET_KEY": "crash-" + secrets.token_hex(16),
-           "MC_ARCHIVES_ORPHAN_GRACE_SECONDS": "0"}
-    if backend.database_url:
+           "MC_ARCHIVES_ORPHAN_GRACE_SECONDS": "0", "MC_ADDRESS_FREE_ATTEMPTS": "10000"}
+    if backend.database_url:  # the session's database; its own Redis prefix (throttling)
         env.update(MC_DATABASE_URL=backend.database_url, MC_REDIS_URL=backend.redis_url or "",
-                   MC_REDIS_PREFIX=backend.redis_prefix)
+                   MC_REDIS_PREFIX=backend.redis_prefix + "crash:")
     running = Server(env, f"http://127.0.0.1:{port}")
     yield running
     running.stop()
@@ -81,6 +81,7 @@ def _token(server: Server) -> str:
     response = httpx.post(server.url + "/token", data={
         "grant_type": "client_credentials", "scope": "archives:read archives:write"},
         auth=(client["client_id"], client["client_secret"]))
+    assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 
 
