@@ -21,3 +21,7 @@ class Signer(Protocol):
     def verify(self, token: str) -> bytes | None:
         """The payload when the signature is valid under a published key, else None."""
         ...
+
+    def key_published(self, token: str) -> bool:
+        """Whether the key that signed ``token`` (its ``kid``) is still published."""
+        ...

@@ -67,6 +67,17 @@ class PlatformSigner:
         except (JoseError, ValueError):
             return None
 
+    def key_published(self, token: str) -> bool:
+        import base64
+        import json
+
+        try:
+            raw = token.split(".", 1)[0]
+            kid = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))).get("kid")
+        except (ValueError, AttributeError):
+            return False
+        return any(k.get("kid") == kid for k in self._provider.keys.jwks().get("keys", []))
+
 
 def build_archives(settings: Settings, engine: Engine, provider: Provider) -> Archives:
     """The archival service with its storage strategy and the IdP-backed Protocols."""

@@ -139,3 +139,40 @@ def test_scheduled_seal_and_audit(as_org, platform) -> None:
     [latest] = archives.integrity.reports(1)
     assert latest.id == done["audit"] and latest.trigger == "scheduled"
     assert archives.integrity.verify().ok
+
+
+def test_seals_survive_key_rotation_but_not_forgery(as_org, platform) -> None:
+    """A seal signed by a key retired since is reported (warning), not broken: keys rotate.
+    A seal whose signature does not match under a published key breaks the verification."""
+    archives = platform.live.app.state.archives
+    keys = platform.provider.keys
+    as_org("lamentin").deposit([("f.txt", b"avant rotation")])
+    old = archives.integrity.seal()
+    assert old is not None
+    alg = platform.settings.signing_alg
+    before = keys.signing_key(alg).kid
+    keys.rotate(alg, actor="test", reason="rotation")
+    keys.retire(before, actor="test", reason="retrait")
+    keys.invalidate()
+    report = archives.integrity.verify()
+    assert report.ok, report
+    assert any(f"scellement {old.seq} signé par une clé retirée" in w for w in report.warnings)
+
+    as_org("lamentin").deposit([("g.txt", b"apres rotation")])
+    fresh = archives.integrity.seal()
+    assert fresh is not None
+    header, payload, signature = fresh.signature.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+    engine = platform.live.app.state.engine
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE arch_logbook_seal SET signature = :s WHERE seq = :q"),
+                     {"s": forged, "q": fresh.seq})
+    try:
+        broken = archives.integrity.verify()
+        assert not broken.ok and broken.first_broken_seal == fresh.seq
+        assert broken.reason == "signature invalide"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE arch_logbook_seal SET signature = :s WHERE seq = :q"),
+                         {"s": fresh.signature, "q": fresh.seq})
+    assert archives.integrity.verify().ok
