@@ -36,6 +36,7 @@ ACTIONS: dict[str, str] = {
     "keys.rotate": "renouveler, retirer une clé de signature",
     "audit.view": "consulter et exporter le journal d'audit",
     "archives.view": "rechercher et consulter les archives de l'organisation",
+    "archives.deposit": "verser des documents dans les archives de l'organisation",
     "archives.eliminate": "proposer l'élimination d'archives dont la DUA est échue",
     "archives.visa": "viser (ou refuser) les bordereaux d'élimination",
     "archives.audit": "lancer et consulter les audits d'intégrité des archives",
@@ -57,10 +58,11 @@ MATRIX: dict[str, frozenset[str]] = {
     "archival_authority": frozenset({"dashboard.view", "archives.visa", "archives.audit"}),
     "org_admin": frozenset({
         "dashboard.view", "clients.view", "clients.manage", "orgs.view", "members.manage",
-        "archives.view",
+        "archives.view", "archives.deposit",
     }),
     "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view", "archives.view"}),
-    "archivist": frozenset({"dashboard.view", "archives.view", "archives.eliminate"}),
+    "archivist": frozenset({"dashboard.view", "archives.view", "archives.eliminate",
+                            "archives.deposit"}),
     "buyer": frozenset({"dashboard.view"}),
 }
 

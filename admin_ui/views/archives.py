@@ -6,17 +6,31 @@ session's roles in the chosen organisation."""
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from admin_ui.deps import ConsoleRoute, FormStaffDep, Staff, StaffDep, flash, redirect, render
+from admin_ui.deps import (
+    ConsoleRoute,
+    FormStaffDep,
+    Staff,
+    StaffDep,
+    check_csrf,
+    flash,
+    get_csrf,
+    redirect,
+    render,
+)
 from admin_ui.permissions import MATRIX
-from archivage import Actor, Archives, LineDecision
+from archivage import Actor, Archives, DepositMetadata, IncomingFile, LineDecision
 from idp import PLATFORM_ROLES
+from plateforme.blobs import receive
 from plateforme.errors import Forbidden, InvalidInput
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -72,6 +86,7 @@ def search(request: Request, staff: StaffDep, organisation: str | None = None,
         "organisations": _organisations(staff, "archives.view"), "q": query, "units": units,
         "usage": archives.spaces.usage(org),
         "can_eliminate": staff.perms.can("archives.eliminate", org),
+        "can_deposit": staff.perms.can("archives.deposit", org),
     })
 
 
@@ -106,6 +121,79 @@ async def download(unit_id: str, object_id: str, request: Request, staff: StaffD
     return StreamingResponse(chunks(), media_type=found.obj.media_type, headers={
         "Content-Disposition": "attachment; filename*=UTF-8''" + quote(found.obj.filename),
         "Content-Length": str(found.obj.size), "Cache-Control": "no-store"})
+
+
+# --- deposit --------------------------------------------------------------------------------
+
+DEPOSIT_FIELDS = {"titre": "title", "description": "description", "producteur": "producer",
+                  "date_debut": "start_date", "date_fin": "end_date",
+                  "classement": "classification", "type": "document_type", "langue": "language"}
+
+
+def _deposit_page(request: Request, organisation: str, values: dict[str, str],
+                  errors: dict[str, str], status_code: int = 200) -> Response:
+    return render(request, "archives/deposit.html", {
+        "title": ("Erreur : " if errors else "") + "Verser des documents",
+        "section": "archives", "organisation": organisation, "values": values,
+        "errors": errors}, status_code=status_code)
+
+
+@router.get("/archives/versement", name="admin.archives.deposit_form")
+def deposit_form(request: Request, staff: StaffDep, organisation: str | None = None
+                 ) -> Response:
+    org = _chosen(staff, "archives.deposit", organisation)
+    return _deposit_page(request, org, {}, {})
+
+
+@router.post("/archives/versement", name="admin.archives.deposit")
+async def deposit(request: Request, staff: StaffDep) -> Response:
+    """The deposit form (``multipart/form-data``): files are streamed to the staging folder
+    with their digests, then deposited through the archival service like an API deposit."""
+    archives = _archives(request)
+    declared = request.headers.get("content-length")
+    form = await request.form(max_files=1000)
+    check_csrf(staff, get_csrf(request), str(form.get("csrf_token", "")))
+    org = _chosen(staff, "archives.deposit", str(form.get("organisation", "")) or None)
+    actor = _actor(staff, org)
+    await run_in_threadpool(archives.deposits.precheck, actor,
+                            int(declared) if declared and declared.isdigit() else None)
+    values = {k: str(form.get(k, "")).strip() for k in (*DEPOSIT_FIELDS, "mots_cles")}
+    errors: dict[str, str] = {}
+    fields: dict[str, Any] = {DEPOSIT_FIELDS[k]: v for k, v in values.items()
+                              if k in DEPOSIT_FIELDS and v}
+    fields["keywords"] = [k for k in values["mots_cles"].split(",") if k.strip()]
+    try:
+        metadata = DepositMetadata.model_validate(fields)
+    except ValidationError as exc:
+        ids = {v: f"versement-{k}" for k, v in DEPOSIT_FIELDS.items()}
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error.get("loc") else "title"
+            errors[ids.get(name, "versement-titre")] = str(error["msg"]).removeprefix(
+                "Value error, ")
+    uploads = [f for f in form.getlist("fichiers") if isinstance(f, UploadFile) and f.filename]
+    if not uploads:
+        errors["versement-fichiers"] = "Choisissez au moins un fichier."
+    if errors:
+        await form.close()
+        return _deposit_page(request, org, values, errors, 422)
+    staging = archives.deposits.staging_dir()
+    try:
+        incoming = []
+        for upload in uploads:
+            async def chunks(upload: UploadFile = upload) -> Any:
+                while block := await upload.read(1024 * 1024):
+                    yield block
+
+            staged = await receive(chunks(), staging,
+                                   max_bytes=archives.config.max_deposit_bytes)
+            incoming.append(IncomingFile(upload.filename, staged))
+        ack, _ = await run_in_threadpool(archives.deposits.deposit, actor, metadata, incoming)
+    finally:
+        await form.close()
+        await run_in_threadpool(shutil.rmtree, staging, True)
+    flash(request, f"Versement accepté : {len(ack['files'])} fichier(s), identifiant "
+                   f"{ack['units'][0]['ark']}.")
+    return redirect(f"/admin/archives/unites/{ack['units'][0]['id']}?organisation={org}")
 
 
 # --- elimination ----------------------------------------------------------------------------

@@ -69,6 +69,18 @@ def test_archivist_and_authority_journey(platform, chromium, axe_check) -> None:
     expect(page.get_by_role("table", name="Journal du cycle de vie")).to_be_visible()
     axe_check(page)
 
+    page.goto(platform.url + "/admin/archives")
+    page.get_by_role("link", name="Verser des documents").click()
+    expect(heading(page)).to_have_text("Verser des documents")
+    axe_check(page)
+    page.get_by_label("Fichiers").set_input_files(
+        [{"name": "note.txt", "mimeType": "text/plain", "buffer": b"note de service"}])
+    page.get_by_label("Intitulé").fill(f"Note de service {tag}")
+    page.get_by_role("button", name="Verser").press("Enter")
+    expect(heading(page)).to_have_text(f"Note de service {tag}")
+    expect(page.get_by_role("status")).to_contain_text("Versement accepté")
+    axe_check(page)
+
     page.goto(platform.url + "/admin/archives/eliminations")
     expect(heading(page)).to_have_text("Éliminations")
     axe_check(page)

@@ -89,3 +89,30 @@ def test_pages_respect_organisations_and_roles(platform, as_org, console) -> Non
         "organisation": "lamentin", "unites": unit_id}).status_code == 403
     nav = other.get("/admin/").text
     assert 'href="/admin/archives"' in nav and "/admin/archives/eliminations" not in nav
+
+
+def test_deposit_through_the_form(platform, console) -> None:
+    archivist = console(("lamentin", "archivist"))
+    form = archivist.get("/admin/archives/versement")
+    assert form.status_code == 200 and 'enctype="multipart/form-data"' in form.text
+    tag = secrets.token_hex(3)
+    fields = {"csrf_token": archivist.csrf, "organisation": "lamentin",
+              "titre": f"Arrêtés du maire {tag}", "producteur": "Cabinet du maire",
+              "date_debut": "2026-01-01", "date_fin": "2026-02-01", "mots_cles": "arrêté, voirie"}
+    url = platform.url + "/admin/archives/versement"
+    done = archivist.browser.request("POST", url, data=fields, files=[
+        ("fichiers", ("arrete-1.txt", b"arrete numero 1", "text/plain")),
+        ("fichiers", ("../arrete-2.txt", b"arrete numero 2", "text/plain"))])
+    assert done.status_code == 303, done.text[:500]
+    unit = archivist.get(done.headers["location"])
+    assert f"Arrêtés du maire {tag}" in unit.text and "Versement accepté" in unit.text
+    assert "arrete-1.txt" in unit.text and "arrete-2.txt" in unit.text  # its items
+    assert f"Arrêtés du maire {tag}" in archivist.get(f"/admin/archives?q={tag}").text
+    bad = archivist.browser.request("POST", url, data={**fields, "date_fin": "2025-01-01"},
+                                    files=[("fichiers", ("a.txt", b"a", "text/plain"))])
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text
+    forged = archivist.browser.request("POST", url, data={**fields, "csrf_token": "x"},
+                                       files=[("fichiers", ("a.txt", b"a", "text/plain"))])
+    assert forged.status_code == 403
+    viewer = console(("lamentin", "viewer"))
+    assert viewer.get("/admin/archives/versement").status_code == 403
