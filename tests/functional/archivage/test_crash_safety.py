@@ -64,12 +64,26 @@ def server(backend, tmp_path: Path) -> Iterator[Server]:
            "MC_ISSUER": f"http://127.0.0.1:{port}", "MC_ENVIRONMENT": "test",
            "MC_SECRET_KEY": "crash-" + secrets.token_hex(16),
            "MC_ARCHIVES_ORPHAN_GRACE_SECONDS": "0", "MC_ADDRESS_FREE_ATTEMPTS": "10000"}
-    if backend.database_url:  # the session's database; its own Redis prefix (throttling)
-        env.update(MC_DATABASE_URL=backend.database_url, MC_REDIS_URL=backend.redis_url or "",
+    database = None
+    if backend.database_url:
+        # A database and a Redis prefix of its own: its `serve` registers the console client
+        # for its own issuer, which must not touch the session platform's.
+        import psycopg
+
+        from tests.conftest import PG_ADMIN_URL
+
+        database = f"mc_crash_{secrets.token_hex(6)}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{database}"')
+        env.update(MC_DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database,
+                   MC_REDIS_URL=backend.redis_url or "",
                    MC_REDIS_PREFIX=backend.redis_prefix + "crash:")
     running = Server(env, f"http://127.0.0.1:{port}")
     yield running
     running.stop()
+    if database:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def _token(server: Server) -> str:
