@@ -58,7 +58,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp services_mutualises
+	$(BIN)/mypy plateforme idp admin_ui martinique_connect demo_rp services_mutualises archivage
 	$(BIN)/lint-imports
 
 ## make messages: extract the citizen pages' strings (babel.cfg), update the catalogues
@@ -74,6 +74,7 @@ messages: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/archives_ingest.py
 
 ## make loadtest: a short headless locust profile (every journey, 4 users, 20 s) against a
 ## throw-away `serve --workers 2` on 127.0.0.1 (PostgreSQL + Redis when reachable); locust's

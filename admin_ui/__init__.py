@@ -17,13 +17,23 @@ from admin_ui.auth import CONSOLE_CLIENT_ID, REQUIRED_ACR, console_client
 from admin_ui.auth import router as _auth_router
 from admin_ui.permissions import ACTIONS, MATRIX, Permissions
 from admin_ui.sessions import ConsoleSessionMiddleware
-from admin_ui.views import audit, clients, dashboard, keys, organisations, people, services
+from admin_ui.views import (
+    archives,
+    audit,
+    clients,
+    dashboard,
+    keys,
+    organisations,
+    people,
+    services,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 for _module_router in (_auth_router, dashboard.router, clients.router, people.router,
-                       organisations.router, keys.router, audit.router, services.router):
+                       organisations.router, keys.router, audit.router, services.router,
+                       archives.router):
     router.include_router(_module_router)
 
 __all__ = [

@@ -26,6 +26,9 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("cles", "Clés de signature", "/admin/cles", "keys.view"),
     NavItem("journal", "Journal d'audit", "/admin/journal", "audit.view"),
     NavItem("services", "Services", "/admin/services", "services.view"),
+    NavItem("archives", "Archives", "/admin/archives", "archives.view"),
+    NavItem("eliminations", "Éliminations", "/admin/archives/eliminations",
+            "archives.visa"),
 )
 
 

@@ -39,27 +39,34 @@ ACTIONS: dict[str, str] = {
     "services.order": "commander un service, annuler une commande, recevoir les identifiants",
     "services.approve": "approuver, refuser, relancer une commande ; suspendre un abonnement",
     "services.fibre": "voir les réserves de fibre et leur taux d'utilisation",
+    "archives.view": "rechercher et consulter les archives de l'organisation",
+    "archives.deposit": "verser des documents dans les archives de l'organisation",
+    "archives.eliminate": "proposer l'élimination d'archives dont la DUA est échue",
+    "archives.visa": "viser (ou refuser) les bordereaux d'élimination",
+    "archives.audit": "lancer et consulter les audits d'intégrité des archives",
 }
 
 EVERYTHING = frozenset(ACTIONS)
 
 # role -> actions. Platform roles apply everywhere, organisation roles in their organisation.
 MATRIX: dict[str, frozenset[str]] = {
-    "ctm_admin": EVERYTHING,
+    # Only the archival authority visas eliminations and only the producer's archivist
+    # proposes them (Code du patrimoine L212-2), whoever administers the platform.
+    "ctm_admin": EVERYTHING - {"archives.visa", "archives.eliminate"},
     "support": frozenset({
         "dashboard.view", "people.view", "people.lock", "people.recover", "consents.view",
         "audit.view",
     }),
     "catalogue_manager": frozenset({"dashboard.view", "services.view", "services.fibre"}),
     "approver": frozenset({"dashboard.view", "services.view", "services.approve",
-                           "services.fibre"}),
-    "archival_authority": frozenset({"dashboard.view"}),
-    "org_admin": frozenset({
-        "dashboard.view", "clients.view", "clients.manage", "orgs.view", "members.manage",
-        "services.view", "services.order",
-    }),
-    "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view", "services.view"}),
-    "archivist": frozenset({"dashboard.view"}),
+        "services.fibre"}),
+    "archival_authority": frozenset({"dashboard.view", "archives.visa", "archives.audit"}),
+    "org_admin": frozenset({"dashboard.view", "clients.view", "clients.manage", "orgs.view",
+        "members.manage", "services.view", "services.order", "archives.view", "archives.deposit"}),
+    "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view", "services.view",
+        "archives.view"}),
+    "archivist": frozenset({"dashboard.view", "archives.view", "archives.eliminate",
+        "archives.deposit"}),
     "buyer": frozenset({"dashboard.view", "services.view", "services.order"}),
 }
 

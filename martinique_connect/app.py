@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import logging
@@ -26,12 +27,13 @@ import plateforme
 from admin_ui import TEMPLATES_DIR as ADMIN_TEMPLATES
 from admin_ui import ConsoleSessionMiddleware, console_client
 from admin_ui import router as admin_router
+from archivage.api import router as archives_router
 from idp.api import router as idp_router
 from idp.api.cors import PublicClientCORS
 from idp.api.discovery import WellKnownMiddleware
 from idp.api.franceconnect import franceconnect_upstream
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
-from martinique_connect import errors
+from martinique_connect import errors, wiring
 from martinique_connect.database import upgrade
 from martinique_connect.wiring import install_services
 from plateforme import metrics
@@ -86,11 +88,15 @@ def create_app(
         if not provider.organisations.list():
             provider.organisations.seed()
         provider.clients.ensure(*console_client(settings), actor="initialisation")
+    archives = wiring.build_archives(settings, engine, provider)
+    archives.start()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        maintenance = asyncio.create_task(wiring.archives_maintenance(archives, store))
         yield
         readiness.close()
+        maintenance.cancel()
         provider.close()
         engine.dispose()
 
@@ -103,6 +109,8 @@ def create_app(
     app.state.engine = engine
     app.state.store = store
     app.state.provider = provider
+    app.state.archives = archives
+    app.state.resource_servers = {"archives": wiring.archives_token_validator(provider)}
     app.state.oauth2_server = StarletteServer(provider)
     app.state.templates = _templates()
     app.state.franceconnect = franceconnect_upstream(settings)
@@ -114,6 +122,8 @@ def create_app(
     app.state.readiness = readiness = Readiness(timeout=2.0)
     readiness.add("database", lambda: _database_answers(engine))
     readiness.add("kv", store.ping)
+    # deposits need min_copies answering locations
+    readiness.add("blobs", lambda: sum(archives.blobs.ping().values()) >= archives.blobs.min_copies)
     add_audit_listener(count_audit_events)
     errors.install(app)
     app.mount(
@@ -123,7 +133,9 @@ def create_app(
     )
     app.include_router(idp_router)
     app.include_router(admin_router)
-    install_services(app, provider, settings, engine, store, seed=initialise)
+    app.include_router(archives_router)
+    install_services(app, provider, settings, engine, store, seed=initialise,
+                     archive_spaces=archives.spaces)
 
     @app.get("/healthz", tags=["exploitation"], response_model=Alive,
              summary="Vivacité : le processus répond (sonde liveness).")

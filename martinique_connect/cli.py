@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click_exceptions  # typer vendors its click
 
+from martinique_connect.cli_archives import archives_app
 from plateforme.errors import DomainError
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
                   (tokens_app, "tokens"), (orgs_app, "orgs"), (members_app, "members"),
                   (certs_app, "certs"), (mandates_app, "mandates")):
     app.add_typer(sub, name=name)
+app.add_typer(archives_app, name="archives")
 
 
 class BadInput(Exception):
@@ -596,6 +598,18 @@ def demo_seed(
     if any(login.get("totp") for login in result["logins"]):
         typer.echo(f"(clés et URI otpauth:// des comptes du personnel dans {path} : ajoutez-les "
                    "à une application d'authentification pour avoir les codes sur un téléphone)")
+    from martinique_connect.demo import seed_archives
+    from martinique_connect.wiring import build_archives
+
+    archives = build_archives(provider.settings, provider.engine, provider)
+    archives.start()
+    demo_archives = seed_archives(provider, archives, path)
+    expired = sum(u["final_action"] == "détruire" for u in demo_archives["units"])
+    typer.echo(f"archives de démonstration (Le Lamentin) : {len(demo_archives['units'])} "
+               f"documents, dont {expired} à DUA échue et sort final « détruire »")
+    typer.echo(f"    API : client {demo_archives['client']['client_id']} / "
+               f"{demo_archives['client']['client_secret']} (client_credentials, "
+               "archives:read archives:write)")
 
 
 def _totp_command(secret: str) -> str:

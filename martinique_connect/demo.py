@@ -8,11 +8,13 @@ the password alone."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from datetime import timedelta
+import tempfile
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyotp
 
@@ -39,6 +41,10 @@ DEMO_USERS: list[dict[str, Any]] = [
     # An accredited digital mediator (France Services desk): receives mandates at the desk.
     {"email": "mediatrice@demo.mq", "password": "France-Services-972",
      "given_name": "Nadia", "family_name": "Médiatrice", "mediator": True},
+    {"email": "archiviste.lamentin@demo.mq", "password": "Archives-Lamentin-97232",
+     "given_name": "Rose", "family_name": "Archiviste", "role": ("lamentin", "archivist")},
+    {"email": "autorite.archives@demo.mq", "password": "Visa-Archives-CTM-972",
+     "given_name": "Paul", "family_name": "Autorité", "role": ("ctm", "archival_authority")},
 ]
 
 DEMO_CLIENTS: list[dict[str, Any]] = [
@@ -148,6 +154,8 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
                     "role": "/".join(reversed(u["role"])) if "role" in u else None,
                     **({"totp": totp[u["email"]]} if u["email"] in totp else {})}
                    for u in DEMO_USERS],
+        # what seed_archives() added (its client's secret is kept from run to run)
+        **({"archives": previous["archives"]} if "archives" in previous else {}),
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_suffix(".tmp")
@@ -157,4 +165,89 @@ def seed(provider: Provider, output: Path) -> dict[str, Any]:
         os.fsync(fh.fileno())
     tmp.chmod(0o600)
     tmp.replace(output)
+    return result
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+DEMO_RULES = """RuleId,RuleType,RuleValue,RuleDescription,RuleDuration,RuleMeasurement
+APP-6M,AppraisalRule,Six mois,Documents de travail,6,month
+APP-5,AppraisalRule,Cinq ans,Pièces comptables (DUA 5 ans après clôture),5,year
+APP-10,AppraisalRule,Dix ans,Marchés publics,10,year
+ACC-25,AccessRule,Vingt-cinq ans,Secret des délibérations (Code du patrimoine L213-2),25,year
+ACC-0,AccessRule,Immédiat,Communicable de plein droit,0,year
+HOLD-CONT,HoldRule,Gel contentieux,Contentieux en cours,unlimited,
+"""
+ARCHIVES_CLIENT = "ged-lamentin"
+
+
+def seed_archives(provider: Provider, archives: Any, output: Path) -> dict[str, Any]:
+    """The rules référentiel, a filing plan for Le Lamentin and units whose DUA has expired
+    (sort final « détruire ») ready for an elimination; a client for the archive API acting
+    for Le Lamentin, whose secret is added to ``output`` (the demo file). Idempotent
+    (deposits carry fixed deposit identifiers; the client's secret is kept)."""
+    from archivage import Actor, DepositMetadata, IncomingFile, RuleAssignment, UnitMetadata
+    from plateforme.blobs import StagedFile
+
+    archivist = Actor(subject="demo", organisation="lamentin", roles=frozenset({"archivist"}))
+    archives.rules.import_csv(DEMO_RULES, actor=archivist)
+    found = archives.units.search(archivist, query="Comptabilité démonstration",
+                                  level="series", owned_only=True)
+    if found:
+        series_id = found[0].id
+    else:
+        series_id = archives.deposits.create_unit(archivist, UnitMetadata(
+            title="Comptabilité (démonstration)", level="series", producer="Service des finances",
+            classification="1.4", description="Pièces comptables de la commune.",
+            rules=[RuleAssignment(rule_id="APP-5", start_date=date(2019, 12, 31),
+                                  final_action="détruire")])).id
+    documents: list[tuple[str, str, date, Literal["conserver", "détruire"]]] = [
+        ("demo-mandats-2018", "Mandats de paiement 2018", date(2018, 12, 31), "détruire"),
+        ("demo-titres-2018", "Titres de recettes 2018", date(2018, 12, 31), "détruire"),
+        ("demo-brouillons-2020", "Brouillons du budget 2020", date(2020, 6, 30), "détruire"),
+        ("demo-budget-2019", "Budget primitif 2019", date(2019, 12, 31), "conserver"),
+    ]
+    units = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, title, start, action in documents:
+            body = (f"{title}\nCommune du Lamentin — document de démonstration.\n").encode()
+            path = Path(tmp) / f"{key}.txt"
+            path.write_bytes(body)
+            staged = StagedFile(path, len(body), {
+                "sha512": hashlib.sha512(body).hexdigest(),
+                "sha256": hashlib.sha256(body).hexdigest()})
+            metadata = DepositMetadata(
+                title=title, parent=series_id, producer="Service des finances",
+                document_type="pièce comptable", language="fr",
+                start_date=date(start.year, 1, 1), end_date=start,
+                keywords=["comptabilité", "démonstration"],
+                rules=[RuleAssignment(rule_id="APP-6M" if "brouillon" in key else "APP-5",
+                                      start_date=start, final_action=action)])
+            ack, _ = archives.deposits.deposit(archivist, metadata,
+                                               [IncomingFile(f"{key}.txt", staged)],
+                                               deposit_key=key)
+            units.append({"title": title, "ark": ack["units"][0]["ark"],
+                          "final_action": action})
+    demo_file: dict[str, Any] = json.loads(output.read_text()) if output.exists() else {}
+    known = (demo_file.get("archives") or {}).get("client") or {}
+    if provider.clients.get(ARCHIVES_CLIENT) is None:
+        secret = provider.clients.create(ClientCreate(
+            client_id=ARCHIVES_CLIENT, name="GED de la mairie du Lamentin", redirect_uris=[],
+            grant_types=["client_credentials"], organisation="lamentin",
+            scopes=["archives:read", "archives:write"]), actor="demo").client_secret
+    elif known.get("client_secret"):
+        secret = known["client_secret"]
+    else:
+        secret = provider.clients.rotate_secret(ARCHIVES_CLIENT, actor="demo")
+    result = {"series": series_id, "units": units,
+              "client": {"client_id": ARCHIVES_CLIENT, "client_secret": secret,
+                         "organisation": "lamentin"}}
+    demo_file["archives"] = result
+    partial = output.with_suffix(".tmp")
+    with open(partial, "w") as fh:
+        json.dump(demo_file, fh, indent=2, ensure_ascii=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    partial.chmod(0o600)
+    partial.replace(output)
     return result

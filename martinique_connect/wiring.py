@@ -1,11 +1,13 @@
 """Cross-domain wiring: the Protocols a domain declares in its ``interfaces.py`` are
 implemented here with another domain's services.
 
-services_mutualises needs the organisations and the OIDC clients of the IdP, and the
-archival service's spaces. **Archive wiring point:** :func:`install_services` takes an
-optional ``archive_spaces`` (``services_mutualises.ArchiveSpaces``); pass the service
-``archivage`` exports once it exists — without it, archive-space orders fail with a clear
-reason and nothing is allocated.
+- archivage needs the IdP's organisations (``exists``) and a signer (the platform's signing
+  key, for logbook seals and destruction certificates);
+- services_mutualises needs the IdP's organisations and OIDC clients, and the archival
+  service's spaces (``archive_spaces``: the archive provisioner resizes quotas through it).
+
+Both resource servers check access tokens against the provider's own keys and revocation
+list, read in-process in the embedded deployment (a separate deployment uses ``HttpJWKS``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 import idp
+from archivage import Archives
 from idp import repository as idp_repository
+from plateforme.blobs import make_blob_stores
 from plateforme.kv import KeyValueStore
 from plateforme.resource_server import AccessTokenValidator
 from plateforme.settings import Settings
@@ -52,6 +56,10 @@ class IdpOrganisations:
             if org.slug == slug:
                 return self._info(org)
         return None
+
+    def exists(self, slug: str) -> bool:
+        """``archivage.interfaces.OrganisationDirectory``."""
+        return self.get(slug) is not None
 
     def all(self) -> list[OrganisationInfo]:
         return [self._info(o) for o in self._provider.organisations.list()]
@@ -131,9 +139,91 @@ def install_services(app: FastAPI, provider: idp.Provider, settings: Settings, e
     app.state.services = services
     if not hasattr(app.state, "resource_servers"):
         app.state.resource_servers = {}
-    app.state.resource_servers["services"] = AccessTokenValidator(
-        issuer=settings.issuer, audience=settings.issuer + SERVICES_AUDIENCE_PATH,
-        jwks=lambda refresh=False: provider.keys.jwks(),
-        is_revoked=provider.tokens.is_revoked)
+    app.state.resource_servers["services"] = token_validator(provider, SERVICES_AUDIENCE_PATH)
     app.include_router(services_router)
     return services
+
+
+def token_validator(provider: idp.Provider, path: str) -> AccessTokenValidator:
+    """A resource server's access-token validator (audience ``issuer + path``)."""
+
+    def jwks(*, refresh: bool = False) -> dict[str, Any]:
+        if refresh:
+            provider.keys.invalidate()
+        return provider.keys.jwks()
+
+    return AccessTokenValidator(issuer=provider.issuer, audience=provider.issuer + path,
+                                jwks=jwks, is_revoked=provider.tokens.is_revoked)
+
+
+def archives_token_validator(provider: idp.Provider) -> AccessTokenValidator:
+    return token_validator(provider, "/api/archives")
+
+
+class PlatformSigner:
+    """``archivage.interfaces.Signer`` with the IdP's current signing key (JWS, ES256 or
+    RS256), verified against the published JWKS."""
+
+    def __init__(self, provider: idp.Provider) -> None:
+        self._provider = provider
+
+    def sign(self, payload: bytes) -> str:
+        from joserfc import jws
+
+        alg = self._provider.settings.signing_alg
+        key = self._provider.keys.signing_key(alg)
+        return jws.serialize_compact({"alg": alg, "kid": key.kid, "typ": "JWS"}, payload, key)
+
+    def verify(self, token: str) -> bytes | None:
+        from joserfc import jws
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
+        try:
+            keys = KeySet.import_key_set(self._provider.keys.jwks())  # type: ignore[arg-type]
+            return bytes(jws.deserialize_compact(token, keys, algorithms=["ES256", "RS256"])
+                         .payload)
+        except (JoseError, ValueError):
+            return None
+
+    def key_published(self, token: str) -> bool:
+        import base64
+        import json
+
+        try:
+            raw = token.split(".", 1)[0]
+            kid = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))).get("kid")
+        except (ValueError, AttributeError):
+            return False
+        return any(k.get("kid") == kid for k in self._provider.keys.jwks().get("keys", []))
+
+
+def build_archives(settings: Settings, engine: Engine, provider: idp.Provider) -> Archives:
+    """The archival service with its storage strategy and the IdP-backed Protocols."""
+    return Archives(engine=engine, blobs=make_blob_stores(settings), data_dir=settings.data_dir,
+                    organisations=IdpOrganisations(provider), signer=PlatformSigner(provider),
+                    schema_dir=settings.seda_schema_dir)
+
+
+async def archives_maintenance(archives: Archives, store: Any) -> None:
+    """Every worker's maintenance loop for the archives: seals and scheduled audits (one
+    worker at a time, through a lock in the shared key-value store)."""
+    import asyncio
+    import logging
+
+    from starlette.concurrency import run_in_threadpool
+
+    intervals = [i for i in (archives.config.seal_interval_seconds,
+                             archives.config.audit_interval_seconds) if i]
+    every = min(intervals) if intervals else None
+    waited = 0.0
+    while True:
+        await asyncio.sleep(archives.config.operations_poll_seconds)
+        waited += archives.config.operations_poll_seconds
+        try:
+            await run_in_threadpool(archives.operations.process_pending)
+            if every is not None and waited >= every:
+                waited = 0.0
+                await run_in_threadpool(archives.periodic, lock=store)
+        except Exception:  # noqa: BLE001 - logged; the next round tries again
+            logging.getLogger("archivage").exception("archives maintenance failed")

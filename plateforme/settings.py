@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "mc:"
     blob_url: str | None = None
+    # Blob storage (plateforme.blobs): copies required per file, S3 endpoint and credentials
+    # for s3:// locations, SEDA 2.2 schema folder for validating transfers (unset: no XSD
+    # validation, the required elements and digests are still checked).
+    blob_min_copies: int = 2
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str | None = None
+    s3_retention_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    seda_schema_dir: Path | None = None
     smtp_url: str | None = None
     mail_from: str = "Martinique Connect <ne-pas-repondre@martinique-connect.localhost>"
     secret_key: str | None = None

@@ -66,9 +66,12 @@ class ClientRegistrar(Protocol):
 
 
 class SpaceUsage(Protocol):
-    used_bytes: int
-    quota_bytes: int | None
-    is_open: bool
+    @property
+    def used_bytes(self) -> int: ...
+    @property
+    def quota_bytes(self) -> int | None: ...
+    @property
+    def is_open(self) -> bool: ...
 
 
 @runtime_checkable

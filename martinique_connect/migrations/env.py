@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
+import archivage.models  # noqa: F401 - registers the archival tables
 import idp.models  # noqa: F401 - registers the provider's tables
 import plateforme.audit  # noqa: F401 - registers the audit journal
 import plateforme.db  # noqa: F401 - naming conventions

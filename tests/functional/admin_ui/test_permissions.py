@@ -282,11 +282,13 @@ def test_lists_show_only_the_persona_s_organisations(world: World) -> None:
 def test_navigation_offers_only_what_the_persona_may_open(world: World) -> None:
     expected = {
         "ctm_admin": {"/admin/", "/admin/clients", "/admin/personnes", "/admin/organisations",
-                      "/admin/cles", "/admin/journal", "/admin/services"},
+                      "/admin/cles", "/admin/journal", "/admin/services", "/admin/archives"},
         "support": {"/admin/", "/admin/personnes", "/admin/journal"},
-        "org_admin": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services"},
-        "viewer": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services"},
-        "archivist": {"/admin/"},
+        "org_admin": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services",
+                      "/admin/archives"},
+        "viewer": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services",
+                   "/admin/archives"},
+        "archivist": {"/admin/", "/admin/archives"},
         "catalogue_manager": {"/admin/", "/admin/services"},
         "buyer": {"/admin/", "/admin/services"},
     }

@@ -126,7 +126,7 @@ def test_audit_verify_detects_tampering(run, tmp_path: Path) -> None:  # type: i
 
 
 STAFF = {"admin@demo.mq", "mairie.lamentin@demo.mq", "acheteur.lamentin@demo.mq",
-         "valideur.ctm@demo.mq"}
+         "valideur.ctm@demo.mq", "archiviste.lamentin@demo.mq", "autorite.archives@demo.mq"}
 
 
 def test_demo_seed_is_idempotent(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

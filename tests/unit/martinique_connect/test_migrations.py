@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
+import archivage.models  # noqa: F401
 import idp.models  # noqa: F401
 import plateforme.audit  # noqa: F401
 from martinique_connect.database import upgrade

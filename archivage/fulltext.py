@@ -1,0 +1,61 @@
+"""Full-text search over ``arch_unit_text``: SQLite FTS5 in the embedded default,
+PostgreSQL's text search (a GIN index on ``to_tsvector('french', body)``) in production.
+
+The index is derived data: :func:`ensure_index` creates it when missing and rebuilds it from
+``arch_unit_text`` (so the schema comparison of migrations only sees the source table).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def ensure_index(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            exists = conn.execute(text(
+                "SELECT 1 FROM sqlite_master WHERE name = 'arch_unit_fts'")).first()
+            if exists is None:
+                conn.execute(text(
+                    "CREATE VIRTUAL TABLE arch_unit_fts USING fts5("
+                    "unit_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"))
+                conn.execute(text(
+                    "INSERT INTO arch_unit_fts (unit_id, body) "
+                    "SELECT unit_id, body FROM arch_unit_text"))
+        else:
+            conn.execute(text(
+                "CREATE INDEX IF NOT EXISTS ix_arch_unit_text_fts ON arch_unit_text "
+                "USING gin (to_tsvector('french', body))"))
+
+
+def set_text(session: Session, unit_id: str, body: str) -> None:
+    """Index ``body`` for ``unit_id`` (replacing what was there), in the caller's
+    transaction."""
+    session.execute(text("DELETE FROM arch_unit_text WHERE unit_id = :u"), {"u": unit_id})
+    session.execute(text("INSERT INTO arch_unit_text (unit_id, body) VALUES (:u, :b)"),
+                    {"u": unit_id, "b": body})
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("DELETE FROM arch_unit_fts WHERE unit_id = :u"), {"u": unit_id})
+        session.execute(text("INSERT INTO arch_unit_fts (unit_id, body) VALUES (:u, :b)"),
+                        {"u": unit_id, "b": body})
+
+
+def match_clause(session: Session, query: str) -> tuple[str, dict[str, str]] | None:
+    """A SQL condition on ``arch_unit.id`` matching every word of ``query`` (None when the
+    query has no word)."""
+    words = _WORD.findall(query)[:20]
+    if not words:
+        return None
+    if session.get_bind().dialect.name == "sqlite":
+        expression = " ".join('"' + w.replace('"', "") + '"' for w in words)
+        return ("arch_unit.id IN (SELECT unit_id FROM arch_unit_fts WHERE arch_unit_fts MATCH "
+                ":fts)", {"fts": expression})
+    return ("arch_unit.id IN (SELECT unit_id FROM arch_unit_text WHERE "
+            "to_tsvector('french', body) @@ plainto_tsquery('french', :fts))",
+            {"fts": " ".join(words)})

@@ -1,0 +1,41 @@
+"""Stable, printable identifiers (ARK) and neutralised file names."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+
+# Betanumeric alphabet of the ARK specification (no vowels, no "l"): no accidental words.
+BETANUMERIC = "0123456789bcdfghjkmnpqrstvwxz"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSAFE = re.compile(r'[\\/:*?"<>|]')
+
+
+def mint(length: int = 12) -> str:
+    """A new unit identifier: ``mc`` followed by random betanumeric characters."""
+    return "mc" + "".join(secrets.choice(BETANUMERIC) for _ in range(length))
+
+
+def ark(naan: str, name: str) -> str:
+    return f"ark:/{naan}/{name}"
+
+
+def is_unit_id(value: str) -> bool:
+    return bool(re.fullmatch(r"mc[" + BETANUMERIC + r"]{6,30}", value))
+
+
+def neutral_filename(raw: str | None, fallback: str = "document") -> str:
+    """The last path component only, NFC, without control characters or characters that
+    mean something to a file system or a shell; never empty, ``.`` or ``..``; at most
+    200 characters (extension kept)."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _CONTROL.sub("", name)
+    name = _UNSAFE.sub("_", name).strip().lstrip(".").strip()
+    if not name:
+        return fallback
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 200 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 16 else name[:200]
+    return name

@@ -1,0 +1,114 @@
+"""The archival logbook: PREMIS-style events, hash-chained.
+
+Event types follow the PREMIS event type vocabulary (id.loc.gov/vocabulary/preservation/
+eventType): ``ingestion``, ``accession``, ``access``, ``modification`` (metadata or rules),
+``policy assignment`` (rules applied), ``fixity check``, ``replication`` (repair),
+``deletion`` (elimination), and ours for sharing (``share``, ``share revocation``).
+:func:`verify` recomputes the chain and names the first broken entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from archivage.models import GENESIS, LogbookEvent, LogbookHead
+
+
+def _iso(at: datetime) -> str:
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return at.isoformat(timespec="milliseconds")
+
+
+def digest(prev_hash: str, event: LogbookEvent) -> str:
+    body = {
+        "seq": event.seq, "id": event.id, "at": _iso(event.at), "event_type": event.event_type,
+        "outcome": event.outcome, "organisation": event.organisation, "unit_id": event.unit_id,
+        "object_id": event.object_id, "operation_id": event.operation_id, "agent": event.agent,
+        "detail": event.detail, "prev_hash": prev_hash,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _now_ms() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+def append(session: Session, event_type: str, *, organisation: str | None = None,
+           unit_id: str | None = None, object_id: str | None = None,
+           operation_id: str | None = None, agent: str | None = None, outcome: str = "success",
+           detail: dict[str, Any] | None = None) -> LogbookEvent:
+    """Append an event inside the caller's transaction; the head row's lock (an UPDATE)
+    serialises concurrent appends on SQLite as on PostgreSQL."""
+    result = session.execute(text("UPDATE arch_logbook_head SET seq = seq + 1 WHERE id = 1"))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(LogbookHead(id=1, seq=1, hash=GENESIS))
+        session.flush()
+    head = session.execute(text("SELECT seq, hash FROM arch_logbook_head WHERE id = 1")).one()
+    event = LogbookEvent(
+        seq=head.seq, at=_now_ms(), event_type=event_type, outcome=outcome,
+        organisation=organisation, unit_id=unit_id, object_id=object_id,
+        operation_id=operation_id, agent=agent,
+        detail=json.dumps(detail or {}, sort_keys=True, ensure_ascii=False),
+        prev_hash=head.hash, hash="",
+    )
+    event.hash = digest(head.hash, event)
+    session.add(event)
+    session.execute(text("UPDATE arch_logbook_head SET hash = :h WHERE id = 1"),
+                    {"h": event.hash})
+    return event
+
+
+def iter_events(session: Session, *, batch: int = 1000) -> Iterator[LogbookEvent]:
+    last = 0
+    while True:
+        rows = session.exec(select(LogbookEvent).where(col(LogbookEvent.seq) > last)
+                            .order_by(col(LogbookEvent.seq)).limit(batch)).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+@dataclass(frozen=True)
+class LogbookReport:
+    ok: bool
+    checked: int
+    first_broken: int | None = None
+    reason: str | None = None
+
+
+def verify(session: Session) -> LogbookReport:
+    """Recompute every hash; report the first entry whose content or link does not match."""
+    prev = GENESIS
+    expected = 1
+    checked = 0
+    for event in iter_events(session):
+        if event.seq != expected:
+            return LogbookReport(False, checked, expected, "entrée manquante")
+        if event.prev_hash != prev:
+            return LogbookReport(False, checked, event.seq, "lien vers l'entrée précédente rompu")
+        if digest(prev, event) != event.hash:
+            return LogbookReport(False, checked, event.seq, "contenu modifié")
+        prev = event.hash
+        expected += 1
+        checked += 1
+    head = session.get(LogbookHead, 1)
+    if head is not None and (head.seq != checked or head.hash != prev):
+        return LogbookReport(False, checked, checked + 1, "fin du journal tronquée")
+    return LogbookReport(True, checked)
+
+
+def unit_events(session: Session, unit_id: str, *, limit: int = 500) -> list[LogbookEvent]:
+    return list(session.exec(select(LogbookEvent).where(LogbookEvent.unit_id == unit_id)
+                             .order_by(col(LogbookEvent.seq)).limit(limit)).all())

@@ -1,0 +1,187 @@
+"""``make bench`` (archives): ingest through the HTTP API against the machine's raw baseline.
+
+* a large file (``BENCH_LARGE_MB``, default 1024 MiB) deposited through
+  ``POST /api/archives/deposits`` (streamed multipart), compared in the same run with
+  ``sha256sum`` + a copy of the same bytes to the same disk, once per storage location;
+* many small documents (``BENCH_SMALL_COUNT``, default 10 000, of 20 KiB), deposited by
+  ``BENCH_CLIENTS`` (default 8) concurrent clients: documents per second;
+* the server's peak resident memory (``VmHWM``) during the large deposit.
+
+Everything is throw-away: a temporary data directory (SQLite, the two default blob folders),
+a server ``martinique-connect serve`` on a free loopback port, stopped at the end.
+"""
+
+# Fixed local commands and 127.0.0.1 URLs built here, never user input:
+# ruff: noqa: S603, S607
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", "1024"))
+SMALL_COUNT = int(os.environ.get("BENCH_SMALL_COUNT", "10000"))
+SMALL_KB = 20
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+COPIES = 2
+
+
+def say(message: str) -> None:
+    print(f"[bench archives] {message}", flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def baseline(path: Path, work: Path) -> float:
+    """sha256sum + one copy per location, on the same disk: MiB/s."""
+    start = time.perf_counter()
+    subprocess.run(["sha256sum", str(path)], check=True, capture_output=True)
+    for i in range(COPIES):
+        target = work / f"copy-{i}"
+        shutil.copyfile(path, target)
+        with open(target, "rb") as fh:
+            os.fsync(fh.fileno())
+        target.unlink()
+    elapsed = time.perf_counter() - start
+    return path.stat().st_size / 1024 / 1024 / elapsed
+
+
+def multipart(path: Path, title: str) -> tuple[str, Iterator[bytes], int]:
+    boundary = "bench" + secrets.token_hex(8)
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+            f'{json.dumps({"title": title})}\r\n--{boundary}\r\nContent-Disposition: '
+            f'form-data; name="file"; filename="{path.name}"\r\n\r\n').encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        with path.open("rb") as fh:
+            while block := fh.read(1024 * 1024):
+                yield block
+        yield tail
+
+    return boundary, body(), len(head) + path.stat().st_size + len(tail)
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="mc-bench-archives-"))
+    port = free_port()
+    env = {**os.environ, "MC_DATA_DIR": str(work / "data"), "MC_PORT": str(port),
+           "MC_ISSUER": f"http://127.0.0.1:{port}", "MC_ENVIRONMENT": "test",
+           "MC_SECRET_KEY": secrets.token_hex(24)}
+    cli = [sys.executable, "-m", "martinique_connect"]
+    server = None
+    try:
+        client = json.loads(subprocess.run(
+            [*cli, "clients", "create", "--name", "bench", "--grant-type",
+             "client_credentials", "--scope", "archives:read archives:write", "--org",
+             "lamentin", "--json"], env=env, check=True, capture_output=True, text=True
+        ).stdout)
+        server = subprocess.Popen([*cli, "serve"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        token = httpx.post(url + "/token", data={
+            "grant_type": "client_credentials", "scope": "archives:read archives:write"},
+            auth=(client["client_id"], client["client_secret"])).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+
+        say(f"writing a {LARGE_MB} MiB file of random bytes")
+        large = work / "large.bin"
+        with large.open("wb") as fh:
+            for _ in range(LARGE_MB):
+                fh.write(os.urandom(1024 * 1024))
+        base = baseline(large, work)
+        say(f"baseline sha256sum + {COPIES} copies: {base:.1f} MiB/s")
+
+        peak = [0.0]
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], peak_rss_mib(server.pid))  # type: ignore[union-attr]
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        boundary, body, length = multipart(large, "Gros fichier")
+        start = time.perf_counter()
+        response = httpx.post(url + "/api/archives/deposits", content=body, timeout=3600,
+                              headers={**auth, "Content-Length": str(length),
+                                       "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        elapsed = time.perf_counter() - start
+        stop.set()
+        watcher.join()
+        assert response.status_code == 201, response.text
+        assert response.json()["files"][0]["sha256"] == hashlib.sha256(
+            large.read_bytes()).hexdigest()
+        ingest = LARGE_MB / elapsed
+        say(f"large file through the API: {ingest:.1f} MiB/s "
+            f"({100 * ingest / base:.0f} % of the baseline), server peak RSS {peak[0]:.0f} MiB")
+        large.unlink()
+
+        payloads = [os.urandom(SMALL_KB * 1024) for _ in range(min(SMALL_COUNT, 256))]
+
+        def deposit(i: int) -> int:
+            data = payloads[i % len(payloads)] + i.to_bytes(4, "big")
+            return httpx.post(url + "/api/archives/deposits", headers=auth, timeout=120,
+                              files=[("metadata", (None, json.dumps({"title": f"doc {i}"}))),
+                                     ("file", (f"doc-{i}.bin", data))]).status_code
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            codes = list(pool.map(deposit, range(SMALL_COUNT)))
+        elapsed = time.perf_counter() - start
+        assert codes.count(201) == SMALL_COUNT, {c: codes.count(c) for c in set(codes)}
+        say(f"{SMALL_COUNT} × {SMALL_KB} KiB through the API with {CLIENTS} clients: "
+            f"{SMALL_COUNT / elapsed:.0f} documents/s")
+        print(json.dumps({"large_mib": LARGE_MB, "baseline_mib_s": round(base, 1),
+                          "ingest_mib_s": round(ingest, 1),
+                          "ratio": round(ingest / base, 3), "peak_rss_mib": round(peak[0]),
+                          "small_count": SMALL_COUNT,
+                          "small_docs_s": round(SMALL_COUNT / elapsed, 1)}))
+        return 0
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
