@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, bindparam, update
 from sqlmodel import Session, col, delete, select
@@ -128,6 +128,16 @@ def revoke_grant_tokens(*, session: Session, grant_id: str, now: datetime) -> li
     return [r.jti for r in records]
 
 
+def access_token_expiries(*, session: Session, jtis: Sequence[str]) -> dict[str, float]:
+    """The expiry (epoch seconds) of each of these access tokens."""
+    if not jtis:
+        return {}
+    rows = session.exec(select(AccessTokenRecord.jti, AccessTokenRecord.expires_at).where(
+        col(AccessTokenRecord.jti).in_(list(jtis)))).all()
+    return {jti: (exp if exp.tzinfo else exp.replace(tzinfo=UTC)).timestamp()
+            for jti, exp in rows}
+
+
 def is_jti_revoked(*, session: Session, jti: str) -> bool:
     return session.get(RevokedToken, jti) is not None
 
@@ -138,6 +148,18 @@ _IS_REVOKED = select(_REVOKED.c.jti).where(_REVOKED.c.jti == bindparam("jti"))
 
 def is_jti_revoked_conn(*, conn: Connection, jti: str) -> bool:
     return conn.execute(_IS_REVOKED, {"jti": jti}).first() is not None
+
+
+_REVOKED_SINCE = select(_REVOKED.c.jti, _REVOKED.c.expires_at).where(
+    _REVOKED.c.revoked_at >= bindparam("since"), _REVOKED.c.expires_at > bindparam("now"))
+
+
+def revoked_jtis_since(*, conn: Connection, since: datetime, now: datetime
+                       ) -> list[tuple[str, datetime]]:
+    """The ``jti`` (and expiry) of the access tokens revoked at or after ``since`` that have
+    not expired at ``now``: the delta a worker's revocation list loads."""
+    rows = conn.execute(_REVOKED_SINCE, {"since": since, "now": now}).all()
+    return [(str(row[0]), row[1]) for row in rows]
 
 
 def get_access_token_record(*, session: Session, jti: str) -> AccessTokenRecord | None:

@@ -51,6 +51,7 @@ class Provider:
         self.keys = KeyService(
             engine, KeyCipher(secret),
             max_token_lifetime=max(settings.access_token_lifetime, settings.id_token_lifetime),
+            store=store,
         )
         self.clients = ClientService(engine)
         self.consents = ConsentService(engine)

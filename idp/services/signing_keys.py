@@ -4,11 +4,20 @@ Rotation follows the "publish before sign" rule: there is always a ``next`` key,
 the JWKS but not yet signing. ``rotate`` promotes it to ``active``, demotes the active key to
 ``retiring`` (still published until every token it signed has expired) and creates a new
 ``next`` key. Relying parties that cached the JWKS therefore already know the new key.
+
+Several processes share the keys through the database. Each caches its view for
+``CACHE_SECONDS``; every change (ensure, rotate, retire) also writes a new random stamp to the
+key-value store (Redis in production), and signing compares that stamp with the one its view
+was loaded under — one KV GET per signature — so a process never signs with a key another
+process has demoted or retired: it reloads first. Verification and the published JWKS use the
+time-bounded cache only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -24,9 +33,17 @@ from idp.keys import SUPPORTED_ALGS, KeyCipher, generate_key, load_private, publ
 from idp.models import SigningKey
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import Clock, SystemClock
+from plateforme.kv import KeyValueStore
+
+log = logging.getLogger(__name__)
 
 # How long a worker may use its cached view of the keys before reading them again.
 CACHE_SECONDS = 2.0
+# The key-value store entry changed by every key change (a random stamp, not a counter: a
+# flushed store can never bring back a stamp a worker already holds).
+VERSION_KEY = "idp:keys:version"
+VERSION_TTL = 30 * 24 * 3600
+_UNKNOWN = object()  # the store did not answer: fall back to the time-bounded cache
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class KeyView:
     jwks_bytes: bytes
     verify_set: KeySet
     loaded_at: float
+    version: str | None = None
 
 
 class KeyService:
@@ -45,9 +63,10 @@ class KeyService:
 
     def __init__(
         self, engine: Engine, cipher: KeyCipher, *, max_token_lifetime: int,
-        clock: Clock | None = None,
+        clock: Clock | None = None, store: KeyValueStore | None = None,
     ) -> None:
         self._engine = engine
+        self._store = store
         self._cipher = cipher
         self._max_token_lifetime = max_token_lifetime
         self._clock = clock or SystemClock()
@@ -71,7 +90,7 @@ class KeyService:
                     if status not in statuses:
                         created.append(self._create(session, alg, status).kid)
             session.commit()
-        self.invalidate()
+        self._changed()
         return created
 
     def rotate(self, alg: str | None = None, *, actor: str | None = None,
@@ -104,7 +123,7 @@ class KeyService:
                 target=",".join(k.kid for k in activated),
                 details={"active": {k.alg: k.kid for k in activated}}))
             session.commit()
-        self.invalidate()
+        self._changed()
         return activated
 
     def retire(self, kid: str, *, actor: str | None = None,
@@ -121,7 +140,7 @@ class KeyService:
             append(session, AuditRecord(action="key.retire", actor=actor, reason=reason,
                                         target=kid, details={"alg": key.alg}))
             session.commit()
-        self.invalidate()
+        self._changed()
         return key
 
     def list_keys(self) -> list[SigningKey]:
@@ -133,6 +152,7 @@ class KeyService:
     # -- queries (hot path) ---------------------------------------------------------------
 
     def view(self) -> KeyView:
+        """The keys, at most ``CACHE_SECONDS`` old (verification, JWKS)."""
         view = self._view
         if view is not None and time.monotonic() - view.loaded_at < CACHE_SECONDS:
             return view
@@ -140,19 +160,52 @@ class KeyService:
             view = self._view
             if view is not None and time.monotonic() - view.loaded_at < CACHE_SECONDS:
                 return view
-            self._view = view = self._load()
+            self._view = view = self._load(self._read_version())
             return view
 
     def invalidate(self) -> None:
         self._view = None
 
     def signing_key(self, alg: str) -> Key:
-        return self.view().signing[alg]
+        """The active key of ``alg``, never one another process has since demoted or
+        retired: the view is reloaded when the store's stamp differs from the one it was
+        loaded under, or when it has no active key of ``alg``."""
+        view = self.view()
+        version = self._read_version()
+        if (version is not _UNKNOWN and version != view.version) or alg not in view.signing:
+            with self._lock:
+                current = self._view
+                if current is not None and current.version == version and current is not view:
+                    view = current  # another thread just reloaded under this stamp
+                else:
+                    self._view = view = self._load(version)
+        return view.signing[alg]
 
     def jwks(self) -> dict[str, Any]:
         return self.view().public
 
     # -- internals ------------------------------------------------------------------------
+
+    def _read_version(self) -> object:
+        if self._store is None:
+            return _UNKNOWN
+        try:
+            return self._store.get(VERSION_KEY)
+        except Exception:  # noqa: BLE001 - signing keeps working on the time-bounded cache
+            log.warning("key version unreadable; using the %.0f s key cache", CACHE_SECONDS,
+                        exc_info=True)
+            return _UNKNOWN
+
+    def _changed(self) -> None:
+        """After a committed change: drop this process's view and tell the others."""
+        self.invalidate()
+        if self._store is None:
+            return
+        try:
+            self._store.set(VERSION_KEY, secrets.token_hex(12), ttl=VERSION_TTL)
+        except Exception:  # noqa: BLE001 - the change is committed; others catch up in 2 s
+            log.warning("key version not published; other processes reload within %.0f s",
+                        CACHE_SECONDS, exc_info=True)
 
     def _create(self, session: Session, alg: str, status: str) -> SigningKey:
         key = generate_key(alg)
@@ -176,7 +229,9 @@ class KeyService:
                 key.status = "retired"
                 session.add(key)
 
-    def _load(self) -> KeyView:
+    def _load(self, version: object) -> KeyView:
+        """Read the keys. ``version`` is the store's stamp read *before* this read, so a
+        change committed meanwhile leaves a stamp that differs, and a later reload."""
         now = self._clock.now()
         with Session(self._engine) as session:
             keys = repository.list_signing_keys(
@@ -212,4 +267,5 @@ class KeyService:
             jwks_bytes=json.dumps(public, separators=(",", ":")).encode(),
             verify_set=KeySet.import_key_set(public),  # type: ignore[arg-type]
             loaded_at=time.monotonic(),
+            version=version if isinstance(version, str) or version is None else None,
         )

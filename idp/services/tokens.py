@@ -6,6 +6,15 @@
 * Refresh tokens are stored as SHA-256 and rotated on every use; presenting a rotated token
   again revokes the family (RFC 9700 §4.14.2).
 * JWT access tokens are revoked by ``jti`` (a revocation list consulted by introspection).
+  Revoking a grant puts the ``jti`` of its unexpired access tokens on that list too.
+
+The revocation list is checked on every introspection, so each worker keeps a copy in memory
+(:class:`RevocationList`): every revocation, once committed, changes a random stamp in the
+key-value store; a worker reads that stamp at most every ``REVOCATION_STALENESS`` seconds and,
+when it changed, loads from the database the revocations recorded since its last load. The
+common path is therefore a set lookup, with no storage round trip; a revocation made by another
+process is seen within ``REVOCATION_STALENESS`` (0.5 s) plus one request, and at once by the
+process that made it. When the store does not answer, each check reads the database.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +42,16 @@ from plateforme.kv import KeyValueStore
 log = logging.getLogger(__name__)
 
 USED_CODE_MEMORY = 24 * 3600
+# At most this old, in seconds, is a worker's view of revocations made by other processes.
+REVOCATION_STALENESS = 0.5
+# The store entry every revocation changes, and its lifetime (a vanished stamp reads as a change).
+REVOCATION_VERSION_KEY = "idp:revocations:version"
+REVOCATION_VERSION_TTL = 30 * 24 * 3600
+# A delta load re-reads this much before the previous load started: commits that took longer
+# than the read, and clocks of other hosts a little behind. Longer skews are caught by the full
+# reload every FULL_RELOAD_SECONDS (also the bound if a stamp could not be written).
+DELTA_MARGIN = timedelta(seconds=60)
+FULL_RELOAD_SECONDS = 30.0
 
 
 def digest(value: str) -> str:
@@ -62,6 +83,80 @@ class CodeData:
     mandate_id: str | None = None
 
 
+class RevocationList:
+    """This worker's copy of the revoked access-token ``jti``, kept in sync through the store.
+
+    Thread-safe. ``contains`` costs nothing but a dict lookup while the copy is younger than
+    ``REVOCATION_STALENESS``; then one store GET; then, only if some process revoked something
+    meanwhile, one query for the recent revocations (a full reload every
+    ``FULL_RELOAD_SECONDS``)."""
+
+    def __init__(self, engine: Engine, store: KeyValueStore) -> None:
+        self._engine = engine
+        self._store = store
+        self._lock = threading.Lock()
+        self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds)
+        self._version: str | None = None
+        self._loaded = False
+        self._checked = float("-inf")  # monotonic time of the last stamp check
+        self._full_at = float("-inf")  # monotonic time of the last full load
+        self._since: datetime | None = None  # when the last load started (wall clock)
+
+    def contains(self, jti: str) -> bool:
+        if time.monotonic() - self._checked >= REVOCATION_STALENESS:
+            try:
+                self._sync()
+            except Exception:  # noqa: BLE001 - the store is down: ask the database itself
+                log.warning("revocation stamp unreadable; checking %s in the database", jti,
+                            exc_info=True)
+                with self._engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT") as conn:
+                    return repository.is_jti_revoked_conn(conn=conn, jti=jti)
+        return jti in self._revoked
+
+    def add(self, revoked: dict[str, float]) -> None:
+        """Revocations this process has just committed: seen here at once."""
+        with self._lock:
+            self._revoked = {**self._revoked, **revoked}
+
+    def publish(self) -> None:
+        """Tell the other processes (after the commit) that the list changed."""
+        try:
+            self._store.set(REVOCATION_VERSION_KEY, secrets.token_hex(12),
+                            ttl=REVOCATION_VERSION_TTL)
+        except Exception:  # noqa: BLE001 - committed; others read the database meanwhile
+            log.error("revocation stamp not written; other processes see the revocation "
+                      "within %.0f s", FULL_RELOAD_SECONDS, exc_info=True)
+
+    def _sync(self) -> None:
+        with self._lock:
+            if time.monotonic() - self._checked < REVOCATION_STALENESS:
+                return
+            # The stamp is read before the database: a revocation committed after this read
+            # changes the stamp again, and is loaded at the next check.
+            version = self._store.get(REVOCATION_VERSION_KEY)
+            full = not self._loaded or time.monotonic() - self._full_at >= FULL_RELOAD_SECONDS
+            if full or version != self._version:
+                self._load(full)
+            self._version = version
+            self._loaded = True
+            self._checked = time.monotonic()
+
+    def _load(self, full: bool) -> None:
+        started = utcnow()
+        since = datetime(1970, 1, 1, tzinfo=UTC) if full or self._since is None else (
+            self._since - DELTA_MARGIN)
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = repository.revoked_jtis_since(conn=conn, since=since, now=started)
+        horizon = started.timestamp() - 60
+        current = {} if full else {j: e for j, e in self._revoked.items() if e > horizon}
+        current.update({jti: _aware(exp).timestamp() for jti, exp in rows})
+        self._revoked = current
+        self._since = started
+        if full:
+            self._full_at = time.monotonic()
+
+
 @dataclass(frozen=True)
 class RefreshOutcome:
     token: RefreshToken | None
@@ -78,6 +173,7 @@ class TokenService:
         self._store = store
         self._code_lifetime = code_lifetime
         self._refresh_lifetime = refresh_token_lifetime
+        self.revocations = RevocationList(engine, store)
 
     # -- authorization codes --------------------------------------------------------------
 
@@ -178,13 +274,15 @@ class TokenService:
                 grant.revoked_reason = reason
                 session.add(grant)
             jtis = repository.revoke_grant_tokens(session=session, grant_id=grant_id, now=now)
+            expiries = repository.access_token_expiries(session=session, jtis=jtis)
             append(session, AuditRecord(
                 action="token.revoke_grant", actor=actor, target=grant.client_id,
                 details={"grant": grant_id, "reason": reason, "access_tokens": len(jtis)},
             ))
             session.commit()
-        for jti in jtis:
-            self._store.set(f"idp:revoked:{jti}", "1", ttl=3600)
+        if jtis:
+            self.revocations.add(expiries)
+            self.revocations.publish()
         return True
 
     def revoke_access_token(self, jti: str, exp: int) -> None:
@@ -194,7 +292,8 @@ class TokenService:
             if session.get(RevokedToken, jti) is None:
                 session.add(RevokedToken(jti=jti, expires_at=datetime.fromtimestamp(exp, UTC)))
                 session.commit()
-        self._store.set(f"idp:revoked:{jti}", "1", ttl=max(1, exp - int(utcnow().timestamp())))
+        self.revocations.add({jti: float(exp)})
+        self.revocations.publish()
 
     def revoke_refresh_token(self, token: str, client_id: str) -> bool:
         """RFC 7009: revoking a refresh token revokes its grant and the grant's access tokens."""
@@ -206,11 +305,9 @@ class TokenService:
         return self.revoke_grant(grant_id, reason="revocation")
 
     def is_revoked(self, jti: str) -> bool:
-        if self._store.get(f"idp:revoked:{jti}"):
-            return True
-        # One statement outside a transaction: no BEGIN/ROLLBACK round trips for a read.
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return repository.is_jti_revoked_conn(conn=conn, jti=jti)
+        """Whether the access token ``jti`` is revoked, as seen by this worker's
+        :class:`RevocationList` (at most ``REVOCATION_STALENESS`` behind other processes)."""
+        return self.revocations.contains(jti)
 
     def grant_for_jti(self, jti: str) -> Grant | None:
         with Session(self._engine, expire_on_commit=False) as session:
