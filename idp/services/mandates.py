@@ -280,6 +280,15 @@ class MandateService:
             return None
         return mandate
 
+    def token_allowed(self, jti: str) -> bool:
+        """Whether the mandate behind a delegated access token (one carrying ``act``) still
+        allows it now: active and not past its end. One query; the caller asks only for
+        delegated tokens. A revoked mandate's tokens are also on the revocation list; an
+        expired mandate's are refused here, at once, without waiting for their ``exp``."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            mandate = repository.get_token_mandate(session=session, jti=jti)
+        return mandate is not None and is_active(mandate)
+
     def given(self, mandator_id: uuid.UUID | str) -> list[Mandate]:
         with Session(self._engine, expire_on_commit=False) as session:
             return list(repository.list_mandates(session=session,
