@@ -181,13 +181,14 @@ class Provider:
 
     def revoke_mandate(self, mandate_id: uuid.UUID | str, by: uuid.UUID | str, *,
                        as_operator: bool = False, address: str | None = None,
-                       request_id: str | None = None) -> list[object]:
+                       request_id: str | None = None, reason: str | None = None
+                       ) -> list[object]:
         """The mandator withdraws a mandate: every delegated grant made under it is revoked
         at once (access tokens inactive at introspection, refresh tokens refused) and each
         client told through back-channel logout (``sub``: the mandator as that client knows
         them, ``sid``: the mandatary's delegated session at that client, never their own)."""
         mandate = self.mandates.revoke(mandate_id, by, as_operator=as_operator, address=address,
-                                       request_id=request_id)
+                                       request_id=request_id, reason=reason)
         deliveries = []
         told: set[tuple[str, str]] = set()
         for grant_id, client_id, sid in self.mandates.grant_ids(mandate.id):
