@@ -23,6 +23,7 @@ from admin_ui.views import (
     clients,
     dashboard,
     keys,
+    mandates,
     organisations,
     people,
     services,
@@ -33,7 +34,7 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 router = APIRouter(prefix="/admin", include_in_schema=False)
 for _module_router in (_auth_router, dashboard.router, clients.router, people.router,
                        organisations.router, keys.router, audit.router, services.router,
-                       archives.router):
+                       archives.router, mandates.router):
     router.include_router(_module_router)
 
 __all__ = [

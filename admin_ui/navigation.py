@@ -22,6 +22,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("tableau", "Tableau de bord", "/admin/", "dashboard.view"),
     NavItem("clients", "Applications", "/admin/clients", "clients.view"),
     NavItem("personnes", "Personnes", "/admin/personnes", "people.view"),
+    NavItem("procurations", "Procurations", "/admin/procurations", "mandates.manage"),
     NavItem("organisations", "Organisations", "/admin/organisations", "orgs.view"),
     NavItem("cles", "Clés de signature", "/admin/cles", "keys.view"),
     NavItem("journal", "Journal d'audit", "/admin/journal", "audit.view"),

@@ -29,6 +29,8 @@ ACTIONS: dict[str, str] = {
     "people.delete": "supprimer un compte",
     "consents.view": "voir les consentements d'une personne",
     "consents.revoke": "retirer un consentement",
+    "mandates.manage": "enregistrer une procuration sur un lien vérifié (parent, tuteur), "
+                       "consulter et retirer les procurations",
     "orgs.view": "voir une organisation et ses membres",
     "members.manage": "attribuer, retirer un rôle, inviter une personne",
     "members.platform_roles": "attribuer ou retirer un rôle de la plateforme (CTM)",
@@ -55,7 +57,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "ctm_admin": EVERYTHING - {"archives.visa", "archives.eliminate"},
     "support": frozenset({
         "dashboard.view", "people.view", "people.lock", "people.recover", "consents.view",
-        "audit.view",
+        "audit.view", "mandates.manage",
     }),
     "catalogue_manager": frozenset({"dashboard.view", "services.view", "services.fibre"}),
     "approver": frozenset({"dashboard.view", "services.view", "services.approve",

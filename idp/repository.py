@@ -281,3 +281,12 @@ def list_mandates(*, session: Session, mandator_id: uuid.UUID | None = None,
 def list_mandate_grants(*, session: Session, mandate_id: uuid.UUID) -> Sequence[Grant]:
     return session.exec(select(Grant).where(
         Grant.mandate_id == mandate_id, col(Grant.revoked_at).is_(None))).all()
+
+
+def get_token_mandate(*, session: Session, jti: str) -> Mandate | None:
+    """The mandate a (delegated) access token was issued under, in one query."""
+    return session.exec(
+        select(Mandate)
+        .join(Grant, col(Grant.mandate_id) == col(Mandate.id))
+        .join(AccessTokenRecord, col(AccessTokenRecord.grant_id) == col(Grant.id))
+        .where(AccessTokenRecord.jti == jti)).first()

@@ -217,6 +217,7 @@ def edit_client(client_id: str, request: Request, staff: StaffDep, provider: Pro
         "name": client.name, "redirect_uris": "\n".join(client.redirect_uris),
         "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris),
         "backchannel_logout_uri": client.backchannel_logout_uri or "", "motif": "",
+        "delegation_allowed": "on" if client.delegation_allowed else "",
     }
     return render(request, "admin/client_edit.html", _edit_context(client, values, {}))
 
@@ -229,12 +230,14 @@ def update_client(
     post_logout_redirect_uris: Annotated[str, Form(max_length=10_000)] = "",
     backchannel_logout_uri: Annotated[str, Form(max_length=2000)] = "",
     motif: Annotated[str, Form(max_length=1000)] = "",
+    delegation_allowed: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     client = provider.clients.show(client_id)
     _manageable(staff, client)
     values = {"name": name, "redirect_uris": redirect_uris,
               "post_logout_redirect_uris": post_logout_redirect_uris,
-              "backchannel_logout_uri": backchannel_logout_uri, "motif": motif}
+              "backchannel_logout_uri": backchannel_logout_uri, "motif": motif,
+              "delegation_allowed": delegation_allowed}
     errors: dict[str, str] = {}
     if not name.strip():
         errors["nom"] = "Ce champ est obligatoire."
@@ -247,6 +250,7 @@ def update_client(
                 post_logout_redirect_uris=lines(post_logout_redirect_uris),
                 backchannel_logout_uri=backchannel_logout_uri.strip() or None,
                 actor=staff.user_id, reason=motif.strip(),
+                delegation_allowed=bool(delegation_allowed),
             )
         except ValidationError as exc:
             errors = field_errors(exc, FORM_FIELDS, "redirections")

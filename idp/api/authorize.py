@@ -168,7 +168,6 @@ def process_authorization(
             # Authlib resolves the scope from the request's parameter again: cut it there.
             oauth_req.payload.data["scope"] = step.scope
             oauth_req.scope = step.scope
-            provider.sessions.add_client(sso, client.client_id)
             response = server.create_authorization_response(oauth_req, grant_user=step.ctx,
                                                             grant=grant)
             if interaction is not None:

@@ -83,8 +83,15 @@ def delegation_step(
     if mandate is None or mandator is None or mandator.locked:
         raise AccessDeniedError("The mandate is no longer valid.")
     scope = limit_scope(mandate, client.get_allowed_scope(oauth_req.payload.scope))
+    sso = current_session(request, provider)
+    if sso is None:
+        raise AccessDeniedError("The session ended.")
+    # A delegated session of its own (its own ``sid``), so that a back-channel logout for
+    # the mandate never names the mandatary's own session at this client.
+    sid = provider.sessions.delegate(sso, client_id=client.client_id,
+                                     mandate_id=str(mandate.id), mandator_id=str(mandator.id))
     ctx = AuthContext(
-        user=mandator, sub=provider.subject_for(mandator.id, client.record), sid=end_user.sid,
+        user=mandator, sub=provider.subject_for(mandator.id, client.record), sid=sid,
         auth_time=end_user.auth_time, acr=end_user.acr, amr=end_user.amr,
         act={"sub": end_user.sub}, actor_id=str(end_user.user.id), mandate_id=str(mandate.id),
     )

@@ -80,7 +80,9 @@ def _userinfo(provider: Any, token_value: str) -> Response:
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired")
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else list(aud or [])
-    if provider.issuer not in audiences or provider.tokens.is_revoked(claims["jti"]):
+    if provider.issuer not in audiences or provider.tokens.is_revoked(claims["jti"]) or (
+            "act" in claims and not provider.mandates.token_allowed(claims["jti"])):
+        # A delegated token is refused as soon as its mandate ends or is withdrawn.
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired")
     scope = claims.get("scope", "")
     if "openid" not in scope.split():
@@ -139,7 +141,8 @@ def logout(
             })
     if sso is not None:
         hint = end_request.id_token_claims
-        same_person = hint is None or hint.get("sid") == sso.sid or (
+        same_person = hint is None or hint.get("sid") == sso.sid or any(
+            hint.get("sid") == d["sid"] for d in sso.delegations) or (
             end_request.client is not None
             and provider.subject_for(sso.user_id, end_request.client.record) == hint.get("sub")
         )

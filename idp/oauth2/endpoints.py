@@ -39,7 +39,11 @@ class AccessTokenInfo:
         return int(self.claims.get("exp", 0)) <= int(time.time())
 
     def is_revoked(self) -> bool:
-        return self.provider.tokens.is_revoked(self.claims["jti"])
+        if self.provider.tokens.is_revoked(self.claims["jti"]):
+            return True
+        # A delegated token lives no longer than its mandate (its end date may pass first).
+        return "act" in self.claims and not self.provider.mandates.token_allowed(
+            self.claims["jti"])
 
 
 @dataclass

@@ -137,7 +137,7 @@ def make_grants(provider: Provider) -> tuple[type, type, type]:
                 return None
             grant = outcome.grant
             if ("offline_access" not in grant.scope.split() and grant.sid
-                    and provider.sessions.get(grant.sid) is None):
+                    and not provider.sessions.is_alive(grant.sid)):
                 # An online refresh token lives no longer than the sign-in session it came
                 # from (expired, ended or logged out); only offline_access outlives it.
                 provider.tokens.revoke_grant(grant.id, reason="session_ended")
@@ -146,12 +146,16 @@ def make_grants(provider: Provider) -> tuple[type, type, type]:
 
         def authenticate_user(self, refresh_token: StoredRefreshToken) -> AuthContext | None:
             g = refresh_token.grant
-            return self.context_for(
+            ctx = self.context_for(
                 str(g.user_id), self.request.client, sid=g.sid, auth_time=g.auth_time,
                 acr=g.acr or "eidas1", amr=json.loads(g.amr), grant_id=g.id,
                 actor_id=str(g.actor_id) if g.actor_id else None,
                 mandate_id=str(g.mandate_id) if g.mandate_id else None,
             )
+            if ctx is None:
+                # The account is gone or locked, or the mandate ended (RFC 6749 §5.2).
+                raise InvalidGrantError("The refresh token is no longer valid.")
+            return ctx
 
         def revoke_old_credential(self, refresh_token: StoredRefreshToken) -> None:
             """Already marked rotated, atomically, in :meth:`authenticate_refresh_token`."""

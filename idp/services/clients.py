@@ -194,8 +194,11 @@ class ClientService:
         self, client_id: str, *, name: str, redirect_uris: builtins.list[str],
         post_logout_redirect_uris: builtins.list[str], backchannel_logout_uri: str | None,
         actor: str | None = None, reason: str | None = None,
+        delegation_allowed: bool | None = None,
     ) -> ClientPublic:
-        """Change what a client's integrator may change; URIs are validated as at creation."""
+        """Change what a client's integrator may change; URIs are validated as at creation.
+        ``delegation_allowed`` (None: unchanged) opts the client in or out of sessions by
+        procuration (``idp.services.mandates``)."""
         current = self.show(client_id)
         checked = ClientCreate(
             name=name, redirect_uris=redirect_uris,
@@ -208,6 +211,12 @@ class ClientService:
             if client is None:
                 raise NotFound(f"client inconnu : {client_id}")
             client.name = name
+            details: dict[str, object] = {
+                "redirect_uris": redirect_uris,
+                "post_logout_redirect_uris": post_logout_redirect_uris}
+            if delegation_allowed is not None:
+                details["delegation_allowed"] = delegation_allowed
+                client.delegation_allowed = delegation_allowed
             if checked is not None:
                 client.redirect_uris = json.dumps(checked.redirect_uris)
                 client.post_logout_redirect_uris = json.dumps(checked.post_logout_redirect_uris)
@@ -215,9 +224,7 @@ class ClientService:
             session.add(client)
             append(session, AuditRecord(
                 action="client.update", actor=actor, target=client_id, reason=reason,
-                organisation=client.organisation,
-                details={"redirect_uris": redirect_uris,
-                         "post_logout_redirect_uris": post_logout_redirect_uris}))
+                organisation=client.organisation, details=details))
             session.commit()
         self.forget(client_id)
         return to_public(client)

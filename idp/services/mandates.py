@@ -134,35 +134,53 @@ class MandateService:
             session.commit()
         return mandate
 
-    def record_relationship(self, mandator_id: uuid.UUID | str, mandatary_id: uuid.UUID | str,
-                            relationship: str, terms: MandateTerms, *, actor: str | None,
-                            reason: str | None = None) -> Mandate:
+    def record_relationship(self, mandator_id: uuid.UUID | str | None,
+                            mandatary_id: uuid.UUID | str, relationship: str,
+                            terms: MandateTerms, *, actor: str | None,
+                            reason: str | None = None, document: str | None = None,
+                            minor: dict[str, str | None] | None = None) -> Mandate:
         """The collectivity records a verified relationship (parent of a minor child, legal
-        guardian): the mandate is active at once. ``actor`` is the operator."""
+        guardian): the mandate is active at once. ``actor`` is the operator, ``document``
+        the reference of the verified proof (livret de famille, jugement…), journaled.
+        With ``minor`` (``given_name``, ``family_name``, ``birthdate``) instead of
+        ``mandator_id``, the child's record is created in the same transaction."""
         if relationship not in RELATIONSHIPS:
             raise InvalidInput(f"lien inconnu : {relationship}", field="relationship")
         with Session(self._engine, expire_on_commit=False) as session:
+            if minor is not None:
+                mandator = self._minor(session, minor, actor=actor)
+            else:
+                mandator = self._user(session, mandator_id or "")
             mandate = self._new(
-                session, mandator=self._user(session, mandator_id),
+                session, mandator=mandator,
                 mandatary=self._user(session, mandatary_id), origin="relationship",
                 terms=terms, created_by=actor, relationship=relationship)
-            self._audit(session, "mandate.create", actor=actor, mandate=mandate, reason=reason)
+            self._audit(session, "mandate.create", actor=actor, mandate=mandate, reason=reason,
+                        document=document)
             session.commit()
         return mandate
+
+    def _minor(self, session: Session, minor: dict[str, str | None], *,
+               actor: str | None) -> User:
+        given_name = (minor.get("given_name") or "").strip()
+        family_name = (minor.get("family_name") or "").strip()
+        if not given_name or not family_name:
+            raise InvalidInput("Indiquez le prénom et le nom de l'enfant.", field="name")
+        user = User(email=f"{uuid.uuid4().hex}@{MINOR_EMAIL_DOMAIN}", email_verified=False,
+                    given_name=given_name, family_name=family_name,
+                    birthdate=minor.get("birthdate") or None)
+        session.add(user)
+        append(session, AuditRecord(action="user.create", actor=actor, target=str(user.id),
+                                    details={"kind": "minor"}))
+        return user
 
     def create_minor(self, *, given_name: str, family_name: str, birthdate: str | None,
                      actor: str | None) -> User:
         """A minor child's record, without address nor password (it never signs in; a parent
         acts for it under a ``relationship`` mandate)."""
-        if not given_name.strip() or not family_name.strip():
-            raise InvalidInput("Indiquez le prénom et le nom de l'enfant.", field="name")
-        user = User(email=f"{uuid.uuid4().hex}@{MINOR_EMAIL_DOMAIN}", email_verified=False,
-                    given_name=given_name.strip(), family_name=family_name.strip(),
-                    birthdate=birthdate or None)
         with Session(self._engine, expire_on_commit=False) as session:
-            session.add(user)
-            append(session, AuditRecord(action="user.create", actor=actor, target=str(user.id),
-                                        details={"kind": "minor"}))
+            user = self._minor(session, {"given_name": given_name, "family_name": family_name,
+                                         "birthdate": birthdate}, actor=actor)
             session.commit()
         return user
 
@@ -235,7 +253,7 @@ class MandateService:
 
     def revoke(self, mandate_id: uuid.UUID | str, by: uuid.UUID | str, *,
                as_operator: bool = False, address: str | None = None,
-               request_id: str | None = None) -> Mandate:
+               request_id: str | None = None, reason: str | None = None) -> Mandate:
         """The mandator withdraws the mandate (only them; or an operator of the collectivity,
         ``as_operator``, when a recorded relationship ends). Returns it; the caller ends the
         delegated grants (:meth:`idp.services.Provider.revoke_mandate`)."""
@@ -250,7 +268,7 @@ class MandateService:
                 mandate.revoked_by = str(by)
                 session.add(mandate)
                 self._audit(session, "mandate.revoke", actor=str(by), mandate=mandate,
-                            address=address, request_id=request_id)
+                            address=address, request_id=request_id, reason=reason)
                 session.commit()
         return mandate
 
@@ -279,6 +297,20 @@ class MandateService:
                 or not is_active(mandate) or not allows_client(mandate, client_id)):
             return None
         return mandate
+
+    def token_allowed(self, jti: str) -> bool:
+        """Whether the mandate behind a delegated access token (one carrying ``act``) still
+        allows it now: active and not past its end. One query; the caller asks only for
+        delegated tokens. A revoked mandate's tokens are also on the revocation list; an
+        expired mandate's are refused here, at once, without waiting for their ``exp``."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            mandate = repository.get_token_mandate(session=session, jti=jti)
+        return mandate is not None and is_active(mandate)
+
+    def recent(self, limit: int = 200) -> list[Mandate]:
+        """Every mandate, newest first (the operators' console)."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            return list(repository.list_mandates(session=session))[:limit]
 
     def given(self, mandator_id: uuid.UUID | str) -> list[Mandate]:
         with Session(self._engine, expire_on_commit=False) as session:
@@ -316,11 +348,14 @@ class MandateService:
     @staticmethod
     def _audit(session: Session, action: str, *, actor: str | None, mandate: Mandate,
                outcome: str = "success", reason: str | None = None,
-               address: str | None = None, request_id: str | None = None) -> None:
+               address: str | None = None, request_id: str | None = None,
+               document: str | None = None) -> None:
+        details: dict[str, Any] = {
+            "mandate": str(mandate.id), "mandatary": str(mandate.mandatary_id),
+            "origin": mandate.origin, "clients": mandate.client_list(),
+            "scopes": mandate.scope_list(), "ends_at": _aware(mandate.ends_at).isoformat()}
+        if document:
+            details["document"] = document
         append(session, AuditRecord(
             action=action, actor=actor, target=str(mandate.mandator_id), outcome=outcome,
-            reason=reason, address=address, request_id=request_id,
-            details={"mandate": str(mandate.id), "mandatary": str(mandate.mandatary_id),
-                     "origin": mandate.origin, "clients": mandate.client_list(),
-                     "scopes": mandate.scope_list(),
-                     "ends_at": _aware(mandate.ends_at).isoformat()}))
+            reason=reason, address=address, request_id=request_id, details=details))

@@ -98,13 +98,19 @@ class Provider:
         registered a back-channel logout URI. Never waits for the clients."""
         self.sessions.end(sso)
         self.tokens.end_session_grants(sso.sid)
+        # The person's own session at each client, then each delegated session (acting for
+        # a mandator: the mandator's subject, the delegated session's own ``sid``).
+        ended = [(client_id, sso.user_id, sso.sid) for client_id in sso.clients]
+        for entry in sso.delegations:
+            self.tokens.end_session_grants(entry["sid"])
+            ended.append((entry["client"], entry["user"], entry["sid"]))
         deliveries = []
-        for client_id in sso.clients:
+        for client_id, user_id, sid in ended:
             client = self.clients.get(client_id)
             if client is None or not client.backchannel_logout_uri or client_id == except_client:
                 continue
             token = self.notifier.logout_token(
-                client, sub=self.subject_for(sso.user_id, client), sid=sso.sid
+                client, sub=self.subject_for(user_id, client), sid=sid
             )
             deliveries.append(LogoutDelivery(client_id, client.backchannel_logout_uri, token))
         with Session(self.engine) as session:
@@ -176,19 +182,23 @@ class Provider:
 
     def revoke_mandate(self, mandate_id: uuid.UUID | str, by: uuid.UUID | str, *,
                        as_operator: bool = False, address: str | None = None,
-                       request_id: str | None = None) -> list[object]:
+                       request_id: str | None = None, reason: str | None = None
+                       ) -> list[object]:
         """The mandator withdraws a mandate: every delegated grant made under it is revoked
         at once (access tokens inactive at introspection, refresh tokens refused) and each
         client told through back-channel logout (``sub``: the mandator as that client knows
-        them, ``sid``: the mandatary's session)."""
+        them, ``sid``: the mandatary's delegated session at that client, never their own)."""
         mandate = self.mandates.revoke(mandate_id, by, as_operator=as_operator, address=address,
-                                       request_id=request_id)
+                                       request_id=request_id, reason=reason)
         deliveries = []
+        told: set[tuple[str, str]] = set()
         for grant_id, client_id, sid in self.mandates.grant_ids(mandate.id):
             self.tokens.revoke_grant(grant_id, reason="mandate_revoked", actor=str(by))
             client = self.clients.get(client_id)
-            if client is None or not client.backchannel_logout_uri or not sid:
-                continue
+            if (client is None or not client.backchannel_logout_uri or not sid
+                    or (client_id, sid) in told):
+                continue  # one logout token per delegated session, however many grants
+            told.add((client_id, sid))
             token = self.notifier.logout_token(
                 client, sub=self.subject_for(mandate.mandator_id, client), sid=sid)
             deliveries.append(LogoutDelivery(client_id, client.backchannel_logout_uri, token))

@@ -3,6 +3,12 @@
 A session is identified by ``sid`` (a random value, also the ID token's ``sid`` claim). The
 browser holds it in an HttpOnly cookie. Each session remembers the clients it signed in to, for
 back-channel logout.
+
+A person acting for someone else (a mandatary signed in « pour <nom> », see
+``idp.services.mandates``) gets, at each client, a *delegated* session of its own inside their
+SSO session: its own ``sid`` (what the client sees in the ID token and in the logout token),
+recorded in :attr:`SSOSession.delegations`. Revoking the mandate then names only that ``sid``:
+the mandatary's own session at the same client survives.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ class SSOSession:
     address: str | None = None
     user_agent: str | None = None
     clients: list[str] = field(default_factory=list)
+    # Delegated sessions: {"sid", "client", "mandate", "user" (the mandator's id)}.
+    delegations: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def uid(self) -> uuid.UUID:
@@ -47,6 +55,9 @@ class SessionStore:
 
     def _index(self, user_id: str) -> str:
         return f"idp:user-sessions:{user_id}"
+
+    def _delegated_key(self, sid: str) -> str:
+        return f"idp:delegated-session:{sid}"
 
     def create(
         self, *, user_id: uuid.UUID, acr: str, amr: list[str], address: str | None,
@@ -88,6 +99,32 @@ class SessionStore:
             session.clients.remove(client_id)
             self._save(session)
 
+    def delegate(self, session: SSOSession, *, client_id: str, mandate_id: str,
+                 mandator_id: str) -> str:
+        """The ``sid`` of the delegated session for this mandate at this client, created the
+        first time (a fresh random value, never the SSO session's own ``sid``)."""
+        for entry in session.delegations:
+            if entry["client"] == client_id and entry["mandate"] == mandate_id:
+                return entry["sid"]
+        sid = secrets.token_urlsafe(32)
+        session.delegations.append({"sid": sid, "client": client_id, "mandate": mandate_id,
+                                    "user": mandator_id})
+        self._save(session)
+        self._store.set(self._delegated_key(sid), session.sid, ttl=self._remaining(session))
+        return sid
+
+    def is_alive(self, sid: str | None) -> bool:
+        """Whether ``sid`` names a live SSO session, or a delegated session inside one."""
+        if not sid or len(sid) > 100:
+            return False
+        if self.get(sid) is not None:
+            return True
+        parent = self._store.get(self._delegated_key(sid))
+        if parent is None:
+            return False
+        session = self.get(parent)
+        return session is not None and any(d["sid"] == sid for d in session.delegations)
+
     def reauthenticate(self, session: SSOSession, *, acr: str, amr: list[str]) -> None:
         """The person authenticated again in this session (re-authentication, step-up): new
         ``auth_time``, ``acr`` and ``amr``; the ``sid`` and its clients are kept."""
@@ -98,6 +135,8 @@ class SessionStore:
 
     def end(self, session: SSOSession) -> None:
         self._store.delete(self._key(session.sid))
+        for entry in session.delegations:
+            self._store.delete(self._delegated_key(entry["sid"]))
         self._store.srem(self._index(session.user_id), session.sid)
 
     def for_user(self, user_id: uuid.UUID) -> list[SSOSession]:
@@ -110,6 +149,9 @@ class SessionStore:
                 sessions.append(session)
         return sessions
 
+    def _remaining(self, session: SSOSession) -> int:
+        return max(1, session.created_at + self._lifetime - int(time.time()))
+
     def _save(self, session: SSOSession) -> None:
-        remaining = max(1, session.created_at + self._lifetime - int(time.time()))
-        self._store.set(self._key(session.sid), json.dumps(asdict(session)), ttl=remaining)
+        self._store.set(self._key(session.sid), json.dumps(asdict(session)),
+                        ttl=self._remaining(session))

@@ -583,3 +583,27 @@ def test_console_client_is_registered_with_a_derived_secret(platform) -> None:
     for event in updates:
         assert event.target == "console-admin" and event.reason == "initialisation"
         assert json.loads(event.details or "{}") == {"fields": ["default_acr"]}
+
+
+def test_the_edit_page_switches_delegation_on_and_off(platform, console_as) -> None:
+    admin = console_as(("ctm", "ctm_admin"))
+    created = admin.post("/admin/clients/nouveau", _client_form("robert", "Cantine"))
+    client_id, _ = _shown_credentials(created)
+    assert platform.provider.clients.get(client_id).delegation_allowed is False
+    form = admin.get(f"/admin/clients/{client_id}/modifier").text
+    assert 'name="delegation_allowed"' in form and "checked" not in form.split(
+        'id="procuration"')[1].split(">")[0]
+    edited = dict(_client_form("robert", "Cantine"), motif="procurations des parents",
+                  delegation_allowed="on")
+    assert admin.post(f"/admin/clients/{client_id}/modifier", edited).status_code == 303
+    assert platform.provider.clients.get(client_id).delegation_allowed is True
+    assert "acceptées" in admin.get(f"/admin/clients/{client_id}").text
+    form = admin.get(f"/admin/clients/{client_id}/modifier").text
+    assert "checked" in form.split('id="procuration"')[1].split(">")[0]
+    edited.pop("delegation_allowed")
+    edited["motif"] = "fin des procurations"
+    assert admin.post(f"/admin/clients/{client_id}/modifier", edited).status_code == 303
+    assert platform.provider.clients.get(client_id).delegation_allowed is False
+    events = platform.provider.journal.search(
+        AuditQuery(action="client.update", target=client_id), limit=10)
+    assert sorted(json.loads(e.details)["delegation_allowed"] for e in events) == [False, True]

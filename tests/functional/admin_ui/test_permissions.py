@@ -104,6 +104,11 @@ ROUTES = [
     R("POST", "/admin/personnes/{person}/supprimer", ADMIN),
     R("GET", "/admin/personnes/{person}/consentements", PEOPLE),
     R("POST", "/admin/personnes/{person}/consentements/{own}/retirer", ADMIN),
+    # mandates on a verified relationship ({mandate}: one the citizen gave the member)
+    R("GET", "/admin/procurations", PEOPLE),
+    R("GET", "/admin/procurations/nouvelle", PEOPLE),
+    R("POST", "/admin/procurations/nouvelle", PEOPLE),
+    R("POST", "/admin/procurations/{mandate}/retirer", PEOPLE),
     # organisations and memberships
     R("GET", "/admin/organisations", LAMENTIN_READ),
     R("GET", "/admin/organisations/lamentin", LAMENTIN_READ),
@@ -178,7 +183,14 @@ def world(platform: Any) -> Iterator[World]:
     done = services.orders.approve(Principal(subject="test", org="ctm",
                                              roles=frozenset({"approver"})),
                                    services.orders.create(buyer, thd).id)
-    targets = {"own": own["client_id"], "other": other["client_id"],
+    from datetime import timedelta
+
+    from idp.services.mandates import MandateTerms
+    from plateforme.clock import utcnow
+
+    mandate = platform.provider.mandates.create_self(person["id"], member["email"], MandateTerms(
+        clients=(), scopes=(), ends_at=utcnow() + timedelta(days=30)))
+    targets = {"own": own["client_id"], "other": other["client_id"], "mandate": str(mandate.id),
                "platform": ctm["client_id"], "person": str(person["id"]),
                "member": str(member["id"]), "svc_order": str(held.id),
                "svc_sub": str(done.items[0].subscription_id)}
@@ -245,6 +257,7 @@ def test_every_console_route_is_in_the_table(platform: Any) -> None:
     placeholders = {"{svc_order}": "{order_id}", "{svc_sub}": "{subscription_id}",
                     "{own}": "{client_id}", "{other}": "{client_id}",
                     "{platform}": "{client_id}", "{person}": "{user_id}",
+                    "{mandate}": "{mandate_id}",
                     "jeton-inconnu": "{token}", "cle-inconnue": "{kid}",
                     "lamentin": "{slug}", "schoelcher": "{slug}", "/ctm": "/{slug}"}
     normalised = set()
@@ -281,9 +294,10 @@ def test_lists_show_only_the_persona_s_organisations(world: World) -> None:
 
 def test_navigation_offers_only_what_the_persona_may_open(world: World) -> None:
     expected = {
-        "ctm_admin": {"/admin/", "/admin/clients", "/admin/personnes", "/admin/organisations",
+        "ctm_admin": {"/admin/", "/admin/clients", "/admin/personnes", "/admin/procurations",
+                      "/admin/organisations",
                       "/admin/cles", "/admin/journal", "/admin/services", "/admin/archives"},
-        "support": {"/admin/", "/admin/personnes", "/admin/journal"},
+        "support": {"/admin/", "/admin/personnes", "/admin/procurations", "/admin/journal"},
         "org_admin": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services",
                       "/admin/archives"},
         "viewer": {"/admin/", "/admin/clients", "/admin/organisations", "/admin/services",
