@@ -13,6 +13,7 @@ from services_mutualises.models import (
     FibreCable,
     FibrePair,
     FibrePop,
+    IssuedStatement,
     Offering,
     OfferingVersion,
     Order,
@@ -83,6 +84,10 @@ def rule_on(*, session: Session, offering_id: uuid.UUID, day: date) -> SharingRu
     return session.exec(select(SharingRule).where(
         SharingRule.offering_id == offering_id, col(SharingRule.effective_from) <= day)
         .order_by(col(SharingRule.effective_from).desc())).first()
+
+
+def get_issued_statement(*, session: Session, month: str) -> IssuedStatement | None:
+    return session.exec(select(IssuedStatement).where(IssuedStatement.month == month)).first()
 
 
 # -- orders and subscriptions -----------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from plateforme.audit import AuditRecord, append
@@ -40,6 +41,7 @@ from services_mutualises.models import (
     FibreCable,
     FibrePair,
     FibrePop,
+    IssuedStatement,
     Offering,
     OfferingVersion,
     Order,
@@ -961,11 +963,22 @@ def _month_bounds(month: str) -> tuple[date, datetime, datetime]:
     return (start, datetime.combine(start, time(), UTC), datetime.combine(end, time(), UTC))
 
 
+def _stored_statement(row: IssuedStatement) -> Statement:
+    lines = [StatementLine(**li) for li in json.loads(row.lines)]
+    return StatementService._assemble(row.month, None, lines, _aware(row.issued_at),
+                                      json.loads(row.inputs))
+
+
 class StatementService:
     """Monthly statements. A subscription active at some time during the month is charged
     its version's monthly price, plus its one-off price in the month it was activated; each
     offering's charges are shared by the sharing key in force on the first day of the
-    month."""
+    month.
+
+    Once a month is over its statement is issued and stored (``close``, or the first time
+    it is viewed): lines, amounts, the key versions and the inputs used (populations, usage).
+    From then on it is served as stored, so nothing changed later (a population, a name, a
+    key) rewrites it. The current month, and those to come, are computed live."""
 
     def __init__(self, ctx: _Context) -> None:
         self._ctx = ctx
@@ -977,8 +990,57 @@ class StatementService:
                 raise Forbidden("Le relevé de toute la CTM est réservé à la CTM.")
         elif not principal.reads(organisation):
             raise NotFound("organisation introuvable")
+        _first_day, _start, end = _month_bounds(month)
+        if end <= utcnow():
+            whole, _ = self._issue(month, principal.subject)
+        else:
+            whole = self._live(month)
+        return self._for(whole, organisation)
+
+    def close(self, principal: Principal, month: str) -> tuple[Statement, bool]:
+        """Issue and store the statement of a month that is over; the stored one and
+        whether it was issued now (False: it already was, and is left as it is)."""
+        if not principal.sees_everything:
+            raise Forbidden("La clôture d'un mois est réservée à la CTM.")
+        _first_day, _start, end = _month_bounds(month)
+        if end > utcnow():
+            raise Conflict(f"le mois {month} n'est pas terminé : son relevé ne peut pas "
+                           "encore être émis")
+        return self._issue(month, principal.subject)
+
+    def _issue(self, month: str, actor: str) -> tuple[Statement, bool]:
+        with self._ctx.session() as session:
+            row = repository.get_issued_statement(session=session, month=month)
+            if row is not None:
+                return _stored_statement(row), False
+        computed = self._live(month)
+        lines = [dict(li.__dict__) for li in computed.lines]
+        with self._ctx.session() as session:
+            session.add(IssuedStatement(
+                month=month, lines=json.dumps(lines, ensure_ascii=False),
+                inputs=json.dumps(computed.inputs, ensure_ascii=False),
+                total_cents=computed.total_cents, issued_by=actor))
+            append(session, AuditRecord(
+                action="services.statement.issue", actor=actor, target=month,
+                details={"total_cents": computed.total_cents, "lines": len(lines)}))
+            try:
+                session.commit()
+                issued = True
+            except IntegrityError:  # issued meanwhile by another request: that one stands
+                session.rollback()
+                issued = False
+            row = repository.get_issued_statement(session=session, month=month)
+            assert row is not None
+            return _stored_statement(row), issued
+
+    def _live(self, month: str) -> Statement:
+        """The whole month's statement computed from what the database and the directory
+        say now."""
         first_day, start, end = _month_bounds(month)
         lines: builtins.list[StatementLine] = []
+        keys: dict[str, Any] = {}
+        populations: dict[str, int | None] = {}
+        used: builtins.list[dict[str, Any]] = []
         with self._ctx.session() as session:
             by_offering: dict[uuid.UUID, list[tuple[Subscription, OfferingVersion]]] = {}
             for sub in repository.subscriptions_in_period(session=session, start=start,
@@ -994,10 +1056,20 @@ class StatementService:
                 rule = repository.rule_on(session=session, offering_id=offering_id,
                                           day=first_day)
                 method = rule.method if rule else "subscriber"
-                lines.extend(self._lines(offering, method, subs, start, end))
+                keys[offering.code] = {
+                    "rule": str(rule.id) if rule else None, "method": method,
+                    "effective_from": rule.effective_from.isoformat()[:7] if rule else None}
+                lines.extend(self._lines(offering, method, subs, start, end, populations,
+                                         used))
+        return self._assemble(month, None, lines, None, {
+            "keys": dict(sorted(keys.items())), "populations": dict(sorted(populations.items())),
+            "subscriptions": sorted(used, key=lambda u: (u["organisation"], u["offering"],
+                                                         u["id"]))})
+
+    @staticmethod
+    def _assemble(month: str, organisation: str | None, lines: builtins.list[StatementLine],
+                  issued_at: datetime | None, inputs: dict[str, Any]) -> Statement:
         names = {line.organisation: line.organisation_name for line in lines}
-        if organisation is not None:
-            lines = [line for line in lines if line.organisation == organisation]
         members = [MemberTotal(
             organisation=org, organisation_name=names[org],
             share_cents=sum(li.share_cents for li in lines if li.organisation == org),
@@ -1007,11 +1079,25 @@ class StatementService:
                          lines=sorted(lines, key=lambda li: (li.organisation_name,
                                                              li.offering_name)),
                          members=members, total_cents=sum(li.share_cents for li in lines),
-                         alone_cents=sum(li.alone_cents for li in lines))
+                         alone_cents=sum(li.alone_cents for li in lines),
+                         issued_at=issued_at, inputs=inputs)
+
+    def _for(self, whole: Statement, organisation: str | None) -> Statement:
+        """The whole month's statement, or one organisation's part of it (with only its own
+        subscriptions among the inputs)."""
+        if organisation is None:
+            return whole
+        inputs = dict(whole.inputs)
+        inputs["subscriptions"] = [u for u in whole.inputs.get("subscriptions", [])
+                                   if u["organisation"] == organisation]
+        return self._assemble(whole.month, organisation,
+                              [li for li in whole.lines if li.organisation == organisation],
+                              whole.issued_at, inputs)
 
     def _lines(self, offering: Offering, method: str,
                subs: builtins.list[tuple[Subscription, OfferingVersion]], start: datetime,
-               end: datetime) -> builtins.list[StatementLine]:
+               end: datetime, populations: dict[str, int | None],
+               used: builtins.list[dict[str, Any]]) -> builtins.list[StatementLine]:
         charges = []
         for sub, version in subs:
             activated = _aware(sub.activated_at)
@@ -1022,17 +1108,22 @@ class StatementService:
                     usage = int(sub.values().get(version.usage_characteristic, "0"))
                 except ValueError:
                     usage = 0
-            charges.append(Charge(
+            charge = Charge(
                 organisation=sub.organisation,
                 cost_cents=version.monthly_cents + (version.one_off_cents if new else 0),
                 alone_cents=version.alone_monthly_cents + (
                     version.alone_one_off_cents if new else 0),
-                usage=usage))
+                usage=usage)
+            charges.append(charge)
+            used.append({"id": str(sub.id), "organisation": sub.organisation,
+                         "offering": offering.code, "version": version.version,
+                         "cost_cents": charge.cost_cents, "alone_cents": charge.alone_cents,
+                         "usage": usage})
         orgs = sorted({c.organisation for c in charges})
-        populations = {}
         for org in orgs:
-            info = self._ctx.directory.get(org)
-            populations[org] = info.population if info else None
+            if org not in populations:
+                info = self._ctx.directory.get(org)
+                populations[org] = info.population if info else None
         shares = share(method, charges, populations)
         return [StatementLine(
             organisation=org, organisation_name=self._ctx.org_name(org),
