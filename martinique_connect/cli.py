@@ -726,6 +726,25 @@ def services_statement(
                f"économie {euros(statement.saving_cents):>12} €")
 
 
+@services_app.command("sweep")
+def services_sweep(
+    older_than: Annotated[int, typer.Option(
+        "--older-than", min=0, help="Minutes depuis le dernier changement d'une commande "
+        "« en cours » pour la reprendre.")] = 10,
+) -> None:
+    """Take up orders interrupted between allocation and activation; release fibre pairs
+    held by subscriptions that will not come into service."""
+    from datetime import timedelta
+
+    report = _services().orders.sweep(actor="cli", older_than=timedelta(minutes=older_than))
+    for order_id, state in report.orders:
+        typer.echo(f"commande {order_id} reprise : {state}")
+    for sub_id, pairs in report.released:
+        typer.echo(f"abonnement {sub_id} : {pairs} paire(s) libérée(s)")
+    if not report.orders and not report.released:
+        typer.echo("rien à reprendre")
+
+
 @services_statement_app.command("close")
 def services_statement_close(
     month: Annotated[str, typer.Option("--month", help="Mois terminé, AAAA-MM.")],

@@ -102,6 +102,9 @@ class IdpClientRegistrar:
         for grant_id in grants:
             self._provider.tokens.revoke_grant(grant_id, reason=reason, actor=actor)
 
+    def enable(self, client_id: str, *, actor: str, reason: str) -> None:
+        self._provider.clients.set_disabled(client_id, False, actor=actor, reason=reason)
+
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
         if self._provider.clients.get(client_id) is not None:
             self._provider.clients.delete(client_id, actor=actor, reason=reason)
@@ -136,6 +139,7 @@ def install_services(app: FastAPI, provider: idp.Provider, settings: Settings, e
     services = build_services(provider, settings, engine, store, archive_spaces=archive_spaces)
     if seed:
         services.seed(sites=False)
+    services.orders.sweep(actor="démarrage")  # what a crash left half provisioned
     app.state.services = services
     if not hasattr(app.state, "resource_servers"):
         app.state.resource_servers = {}

@@ -59,6 +59,11 @@ class ClientRegistrar(Protocol):
         """Disable the client and revoke every token issued to it."""
         ...
 
+    def enable(self, client_id: str, *, actor: str, reason: str) -> None:
+        """Enable a disabled client again, with its secret and redirect URIs unchanged (the
+        tokens revoked when it was disabled stay revoked)."""
+        ...
+
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
         """Delete the client (undo of a provisioning that failed further on); no error when
         it does not exist."""

@@ -192,6 +192,25 @@ def pairs_of(*, session: Session, subscription_id: uuid.UUID) -> Sequence[FibreP
                         .order_by(col(FibrePair.cable_id))).all()
 
 
+def stale_orders(*, session: Session, state: str, before: datetime) -> list[uuid.UUID]:
+    """Orders left in ``state`` since before ``before`` (a provisioning interrupted)."""
+    return list(session.exec(select(Order.id).where(
+        Order.state == state, col(Order.updated_at) < before)).all())
+
+
+def orphan_pair_holders(*, session: Session) -> list[uuid.UUID]:
+    """Subscriptions holding fibre pairs though nothing will bring them into service: still
+    ``pendingActive`` under an order that ended without completing (failed, rejected,
+    cancelled), or ``created`` / ``terminated``."""
+    holders = select(FibrePair.subscription_id).where(
+        col(FibrePair.subscription_id).is_not(None)).distinct()
+    rows = session.exec(select(Subscription.id, Subscription.state, Order.state).where(
+        col(Subscription.id).in_(holders), Subscription.order_id == Order.id)).all()
+    return [sid for sid, state, order_state in rows
+            if state in ("created", "terminated")
+            or (state == "pendingActive" and order_state in ("failed", "rejected", "cancelled"))]
+
+
 def release_pairs(*, session: Session, subscription_id: uuid.UUID) -> int:
     result = session.execute(update(FibrePair).where(
         col(FibrePair.subscription_id) == subscription_id,

@@ -149,6 +149,15 @@ class Statement:
         return self.alone_cents - self.total_cents
 
 
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep did: the orders taken up again (with the state they ended in) and the
+    subscriptions whose fibre pairs were released (with how many)."""
+
+    orders: list[tuple[uuid.UUID, str]]
+    released: list[tuple[uuid.UUID, int]]
+
+
 # -- what the API and the console show --------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -82,6 +82,7 @@ from services_mutualises.schemas import (
     Statement,
     StatementLine,
     SubscriptionPublic,
+    SweepReport,
     VersionPublic,
 )
 from services_mutualises.seed import CABLES, OFFERINGS, POPS, SITES
@@ -122,6 +123,9 @@ METHOD_LABELS = {
 }
 LIVE_STATES = ("created", "pendingActive", "active", "suspended", "pendingTerminate")
 SECRET_TTL = 7 * 24 * 3600
+# An order still ``inProgress`` this long after its last change was interrupted (a crash
+# between allocation and activation): the sweep takes it up again.
+SWEEP_GRACE = timedelta(minutes=10)
 
 
 def check_transition(entity: str, current: str, target: str) -> None:
@@ -765,6 +769,57 @@ class OrderService:
             return self._finish(order_id, actor, "failed", failure, [])
         return self._finish(order_id, actor, "completed", None, done)
 
+    def sweep(self, *, actor: str = "balayage", older_than: timedelta = SWEEP_GRACE
+              ) -> SweepReport:
+        """Put right what a crash between allocation and activation left behind (run at
+        start and by ``services sweep``):
+
+        - an order ``inProgress`` for longer than ``older_than`` is provisioned again: the
+          provisioners find what the interrupted attempt allocated (keyed by subscription),
+          so it completes without allocating twice, or fails and releases everything;
+        - fibre pairs still held by a subscription that will never come into service (still
+          ``pendingActive`` under an order that failed, was rejected or cancelled; or
+          ``created`` / ``terminated``) are released.
+
+        Each order is claimed under a row lock first, so two sweeps never take up the same
+        one."""
+        cutoff = utcnow() - older_than
+        resumed: builtins.list[tuple[uuid.UUID, str]] = []
+        with self._ctx.session() as session:
+            stale = repository.stale_orders(session=session, state="inProgress", before=cutoff)
+        for order_id in stale:
+            with self._ctx.session() as session:
+                order = repository.get_order(session=session, order_id=order_id, lock=True)
+                updated = _aware(order.updated_at) if order else None
+                if order is None or order.state != "inProgress" or updated is None \
+                        or updated >= cutoff:
+                    continue  # moved on, or taken up by another sweep meanwhile
+                order.updated_at = utcnow()  # the claim
+                session.add(order)
+                append(session, AuditRecord(
+                    action="services.order.sweep", actor=actor,
+                    organisation=order.organisation, target=str(order.id),
+                    reason="mise en service interrompue, reprise"))
+                session.commit()
+            public = self._provision(order_id, actor)
+            resumed.append((order_id, public.state))
+        released: builtins.list[tuple[uuid.UUID, int]] = []
+        with self._ctx.session() as session:
+            for sub_id in repository.orphan_pair_holders(session=session):
+                count = repository.release_pairs(session=session, subscription_id=sub_id)
+                sub = repository.get_subscription(session=session, subscription_id=sub_id)
+                append(session, AuditRecord(
+                    action="services.fibre.sweep", actor=actor,
+                    organisation=sub.organisation if sub else None, target=str(sub_id),
+                    reason="paires retenues par un abonnement qui ne sera pas mis en service",
+                    details={"pairs": count, "state": sub.state if sub else None}))
+                released.append((sub_id, count))
+            session.commit()
+        if resumed or released:
+            log.warning("sweep: %d orders taken up again, pairs released for %d subscriptions",
+                        len(resumed), len(released))
+        return SweepReport(orders=resumed, released=released)
+
     def _finish(self, order_id: uuid.UUID, actor: str, target: str, reason: str | None,
                 done: Sequence[tuple[OrderItem, ProvisioningRequest, ProvisionOutcome | None]]
                 ) -> OrderPublic:
@@ -823,8 +878,9 @@ class OrderService:
 
 
 class InventoryService:
-    def __init__(self, ctx: _Context) -> None:
+    def __init__(self, ctx: _Context, provisioners: dict[str, Provisioner]) -> None:
         self._ctx = ctx
+        self._provisioners = provisioners
 
     def list(self, principal: Principal, *, organisation: str | None = None,
              include_terminated: bool = False) -> builtins.list[SubscriptionPublic]:
@@ -870,16 +926,30 @@ class InventoryService:
 
     def set_suspended(self, principal: Principal, subscription_id: uuid.UUID, suspended: bool,
                       reason: str) -> SubscriptionPublic:
-        """``active ⇄ suspended`` by a CTM approver (an administrative suspension)."""
+        """``active ⇄ suspended`` by a CTM approver (an administrative suspension). It really
+        suspends what was provisioned (the provisioner's ``suspend`` / ``resume``: the OIDC
+        client disabled and its tokens revoked, then enabled again; the archive space closed,
+        then reopened; fibre pairs kept allocated; a work order to the team), before the new
+        state is recorded; when the provisioner fails the subscription keeps its state."""
         if not principal.can_approve:
             raise Forbidden("Seuls les valideurs de la CTM suspendent ou rétablissent un "
                             "abonnement.")
         target = "suspended" if suspended else "active"
         with self._ctx.session() as session:
-            sub = repository.get_subscription(session=session, subscription_id=subscription_id,
-                                              lock=True)
+            sub = repository.get_subscription(session=session, subscription_id=subscription_id)
             if sub is None:
                 raise NotFound("abonnement introuvable")
+            check_transition("subscription", sub.state, target)
+            current = sub.state
+            provisioner, request = self._provisioning(session, sub, principal.subject)
+        (provisioner.suspend if suspended else provisioner.resume)(request)
+        with self._ctx.session() as session:
+            sub = repository.get_subscription(session=session, subscription_id=subscription_id,
+                                              lock=True)
+            assert sub is not None
+            if sub.state != current:  # changed meanwhile: give the service back as it was
+                (provisioner.resume if suspended else provisioner.suspend)(request)
+                raise Conflict("L'abonnement a changé d'état entre-temps : réessayez.")
             self._ctx.record(session, entity="subscription", entity_id=sub.id,
                              organisation=sub.organisation, current=sub.state, target=target,
                              actor=principal.subject, reason=reason)
@@ -892,6 +962,23 @@ class InventoryService:
                          f"Bonjour,\n\nL'abonnement « {public.offering_name} » ({sub.id}) est "
                          f"{SUBSCRIPTION_LABELS[target]}.\nMotif : {reason}\n")
         return public
+
+    def _provisioning(self, session: Session, sub: Subscription, actor: str
+                      ) -> tuple[Provisioner, ProvisioningRequest]:
+        """The provisioner of a subscription's offering and a request describing what was
+        provisioned for it (a fresh ``item_id`` keys this change)."""
+        offering = repository.get_offering_by_id(session=session, offering_id=sub.offering_id)
+        assert offering is not None
+        refs = []
+        for sid in (sub.site_id, sub.site_b_id):
+            site = repository.get_site(session=session, site_id=sid) if sid else None
+            refs.append(SiteRef(site.id, site.name, site.latitude, site.longitude,
+                                site.fibre_reachable) if site else None)
+        return self._provisioners[offering.provisioner], ProvisioningRequest(
+            subscription_id=sub.id, item_id=uuid.uuid4(), organisation=sub.organisation,
+            offering_code=offering.code, offering_name=offering.name,
+            characteristics=sub.values(), actor=actor, site=refs[0], site_b=refs[1],
+            resources=sub.allocated())
 
 
 class FibreService:
@@ -1084,15 +1171,19 @@ class StatementService:
 
     def _for(self, whole: Statement, organisation: str | None) -> Statement:
         """The whole month's statement, or one organisation's part of it (with only its own
-        subscriptions among the inputs)."""
+        inputs: the keys of its offerings, its population, its subscriptions)."""
         if organisation is None:
             return whole
-        inputs = dict(whole.inputs)
-        inputs["subscriptions"] = [u for u in whole.inputs.get("subscriptions", [])
-                                   if u["organisation"] == organisation]
-        return self._assemble(whole.month, organisation,
-                              [li for li in whole.lines if li.organisation == organisation],
-                              whole.issued_at, inputs)
+        lines = [li for li in whole.lines if li.organisation == organisation]
+        offerings = {li.offering for li in lines}
+        inputs = {
+            "keys": {code: key for code, key in whole.inputs.get("keys", {}).items()
+                     if code in offerings},
+            "populations": {org: n for org, n in whole.inputs.get("populations", {}).items()
+                            if org == organisation},
+            "subscriptions": [u for u in whole.inputs.get("subscriptions", [])
+                              if u["organisation"] == organisation]}
+        return self._assemble(whole.month, organisation, lines, whole.issued_at, inputs)
 
     def _lines(self, offering: Offering, method: str,
                subs: builtins.list[tuple[Subscription, OfferingVersion]], start: datetime,
@@ -1186,7 +1277,7 @@ class ServiceCatalogue:
         self.sites = SiteService(self.context)
         self.catalogue = CatalogueService(self.context)
         self.orders = OrderService(self.context, self.provisioners)
-        self.inventory = InventoryService(self.context)
+        self.inventory = InventoryService(self.context, self.provisioners)
         self.fibre = FibreService(self.context)
         self.statements = StatementService(self.context)
 

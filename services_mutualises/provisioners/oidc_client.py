@@ -2,8 +2,9 @@
 
 The redirect URIs come from the order's ``redirect_uris`` characteristic (separated by spaces
 or new lines); the client is confidential (secret, code flow with PKCE) and registered for the
-organisation. The secret is returned once; termination disables the client and revokes its
-tokens.
+organisation. The secret is returned once; suspension disables the client and revokes its
+tokens (no token can be obtained while suspended), resumption enables it again with the same
+secret; termination disables it for good.
 """
 
 from __future__ import annotations
@@ -53,3 +54,11 @@ class OidcClientProvisioner:
         else:
             self._registrar.disable(client_id, actor=request.actor,
                                     reason="résiliation de l'abonnement")
+
+    def suspend(self, request: ProvisioningRequest) -> None:
+        self._registrar.disable(str(request.resources.get("client_id") or client_id_for(request)),
+                                actor=request.actor, reason="suspension de l'abonnement")
+
+    def resume(self, request: ProvisioningRequest) -> None:
+        self._registrar.enable(str(request.resources.get("client_id") or client_id_for(request)),
+                               actor=request.actor, reason="rétablissement de l'abonnement")

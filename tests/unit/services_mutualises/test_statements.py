@@ -67,6 +67,9 @@ class NoClients:
     def disable(self, client_id: str, *, actor: str, reason: str) -> None:
         raise AssertionError("not used")
 
+    def enable(self, client_id: str, *, actor: str, reason: str) -> None:
+        raise AssertionError("not used")
+
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
         raise AssertionError("not used")
 
@@ -265,6 +268,7 @@ def test_a_finished_month_is_issued_once_and_never_rewritten(
     own = services.statements.compute(buyer, "2026-03", "lamentin")
     assert own.total_cents == 119_167 and own.issued_at == march.issued_at
     assert {u["organisation"] for u in own.inputs["subscriptions"]} == {"lamentin"}
+    assert own.inputs["populations"] == {"lamentin": 40_000}
     # ... while the current month now shares the archive spaces 20 000 : 20 000
     current = _lines(services.statements.compute(CTM, now))
     assert current[("lamentin", "archivage")] == (30_000, 90_000)
