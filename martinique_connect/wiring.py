@@ -102,6 +102,14 @@ class IdpClientRegistrar:
         for grant_id in grants:
             self._provider.tokens.revoke_grant(grant_id, reason=reason, actor=actor)
 
+    def set_redirect_uris(self, client_id: str, redirect_uris: list[str], *, actor: str,
+                          reason: str) -> None:
+        current = self._provider.clients.show(client_id)
+        self._provider.clients.update(
+            client_id, name=current.name, redirect_uris=redirect_uris,
+            post_logout_redirect_uris=current.post_logout_redirect_uris,
+            backchannel_logout_uri=current.backchannel_logout_uri, actor=actor, reason=reason)
+
     def enable(self, client_id: str, *, actor: str, reason: str) -> None:
         self._provider.clients.set_disabled(client_id, False, actor=actor, reason=reason)
 

@@ -43,8 +43,13 @@ class OidcClientProvisioner:
                                 secret=registered.client_secret)
 
     def modify(self, request: ProvisioningRequest) -> ProvisionOutcome:
-        raise InvalidInput("Les adresses d'une application se modifient dans la console, "
-                           "page « Applications ».")
+        """New redirect URIs (a ``modify`` order item); the client, its secret and its
+        tokens stay as they are."""
+        client_id = str(request.resources.get("client_id") or client_id_for(request))
+        self._registrar.set_redirect_uris(
+            client_id, redirect_uris_of(request.characteristics), actor=request.actor,
+            reason=f"modification de l'abonnement {request.subscription_id}")
+        return ProvisionOutcome(dict(request.resources))
 
     def release(self, request: ProvisioningRequest, *, undo: bool = False) -> None:
         client_id = str(request.resources.get("client_id") or client_id_for(request))

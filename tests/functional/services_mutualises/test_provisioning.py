@@ -238,3 +238,32 @@ def test_suspended_fibre_link_keeps_its_pairs(actors: Actors, catalogue: Any) ->
     assert actors.approver.post(f"/subscriptions/{sub_id}/resume",
                                 {"reason": "fin des travaux"}).json()["state"] == "active"
     assert _pairs(catalogue, sub_id) == held
+
+
+def test_modify_changes_the_redirect_uris_of_the_client(platform: Any, actors: Actors) -> None:
+    done = _approve(actors, [{"action": "add", "offering": "martinique-connect",
+                              "characteristics": {"application": "Piscine",
+                                                  "redirect_uris": CALLBACK}}])
+    sub_id = done["items"][0]["subscription_id"]
+    credentials = actors.buyer.post(f"/subscriptions/{sub_id}/secret").json()
+    moved = "http://127.0.0.1:9998/retour"
+    modified = _approve(actors, [{"action": "modify", "subscription_id": sub_id,
+                                  "characteristics": {"application": "Piscine",
+                                                      "redirect_uris": moved}}])
+    assert modified["state"] == "completed", modified
+    client = platform.provider.clients.show(credentials["client_id"])
+    assert client.redirect_uris == [moved] and not client.disabled
+    sub = actors.buyer.get(f"/subscriptions/{sub_id}").json()
+    assert sub["characteristics"]["redirect_uris"] == moved
+    assert sub["resources"]["client_id"] == credentials["client_id"]
+    assert sub["secret_pending"] is False  # same secret: nothing new to show
+    # the same credentials complete a code flow to the new address
+    citizen = platform.create_user()
+    browser = Browser()
+    try:
+        flow = CodeFlow(platform=platform, client=credentials, browser=browser,
+                        redirect_uri=moved)
+        tokens = flow.token(flow.get_code(citizen)["code"])
+        assert tokens.status_code == 200, tokens.text
+    finally:
+        browser.close()

@@ -70,6 +70,10 @@ class NoClients:
     def enable(self, client_id: str, *, actor: str, reason: str) -> None:
         raise AssertionError("not used")
 
+    def set_redirect_uris(self, client_id: str, redirect_uris: list[str], *, actor: str,
+                          reason: str) -> None:
+        raise AssertionError("not used")
+
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
         raise AssertionError("not used")
 
