@@ -693,9 +693,15 @@ def services_orders_list(
         typer.echo(f"{o.id}  {o.organisation:16} {o.state:12} {names}")
 
 
-@services_app.command("statement")
+services_statement_app = typer.Typer(help="Relevés mensuels (sans sous-commande : "
+                                     "afficher le relevé d'un mois).")
+services_app.add_typer(services_statement_app, name="statement")
+
+
+@services_statement_app.callback(invoke_without_command=True)
 def services_statement(
-    month: Annotated[str, typer.Option("--month", help="Mois AAAA-MM.")],
+    ctx: typer.Context,
+    month: Annotated[str | None, typer.Option("--month", help="Mois AAAA-MM.")] = None,
     org: Annotated[str | None, typer.Option("--org", help="Organisation (vide : la CTM).")]
     = None,
     as_csv: Annotated[bool, typer.Option("--csv")] = False,
@@ -703,6 +709,10 @@ def services_statement(
     """A month's cost statement: what each member pays, alone, the saving."""
     from services_mutualises import euros
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if month is None:
+        raise BadInput("--month est requis (AAAA-MM)")
     services = _services()
     statement = services.statements.compute(_operator(), month, org)
     if as_csv:
@@ -714,6 +724,38 @@ def services_statement(
     typer.echo(f"{'TOTAL':32} paie {euros(statement.total_cents):>12} €   "
                f"seul {euros(statement.alone_cents):>12} €   "
                f"économie {euros(statement.saving_cents):>12} €")
+
+
+@services_app.command("sweep")
+def services_sweep(
+    older_than: Annotated[int, typer.Option(
+        "--older-than", min=0, help="Minutes depuis le dernier changement d'une commande "
+        "« en cours » pour la reprendre.")] = 10,
+) -> None:
+    """Take up orders interrupted between allocation and activation; release fibre pairs
+    held by subscriptions that will not come into service."""
+    from datetime import timedelta
+
+    report = _services().orders.sweep(actor="cli", older_than=timedelta(minutes=older_than))
+    for order_id, state in report.orders:
+        typer.echo(f"commande {order_id} reprise : {state}")
+    for sub_id, pairs in report.released:
+        typer.echo(f"abonnement {sub_id} : {pairs} paire(s) libérée(s)")
+    if not report.orders and not report.released:
+        typer.echo("rien à reprendre")
+
+
+@services_statement_app.command("close")
+def services_statement_close(
+    month: Annotated[str, typer.Option("--month", help="Mois terminé, AAAA-MM.")],
+) -> None:
+    """Issue and store a finished month's statement (left as it is if already issued)."""
+    from services_mutualises import euros
+
+    statement, issued = _services().statements.close(_operator(), month)
+    when = statement.issued_at.isoformat(timespec="seconds") if statement.issued_at else ""
+    typer.echo(f"relevé {month} {'émis' if issued else 'déjà émis'} le {when} : "
+               f"{len(statement.lines)} lignes, total {euros(statement.total_cents)} €")
 
 
 def main() -> None:

@@ -102,6 +102,17 @@ class IdpClientRegistrar:
         for grant_id in grants:
             self._provider.tokens.revoke_grant(grant_id, reason=reason, actor=actor)
 
+    def set_redirect_uris(self, client_id: str, redirect_uris: list[str], *, actor: str,
+                          reason: str) -> None:
+        current = self._provider.clients.show(client_id)
+        self._provider.clients.update(
+            client_id, name=current.name, redirect_uris=redirect_uris,
+            post_logout_redirect_uris=current.post_logout_redirect_uris,
+            backchannel_logout_uri=current.backchannel_logout_uri, actor=actor, reason=reason)
+
+    def enable(self, client_id: str, *, actor: str, reason: str) -> None:
+        self._provider.clients.set_disabled(client_id, False, actor=actor, reason=reason)
+
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
         if self._provider.clients.get(client_id) is not None:
             self._provider.clients.delete(client_id, actor=actor, reason=reason)
@@ -136,6 +147,7 @@ def install_services(app: FastAPI, provider: idp.Provider, settings: Settings, e
     services = build_services(provider, settings, engine, store, archive_spaces=archive_spaces)
     if seed:
         services.seed(sites=False)
+    services.orders.sweep(actor="démarrage")  # what a crash left half provisioned
     app.state.services = services
     if not hasattr(app.state, "resource_servers"):
         app.state.resource_servers = {}

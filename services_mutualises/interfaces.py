@@ -59,6 +59,17 @@ class ClientRegistrar(Protocol):
         """Disable the client and revoke every token issued to it."""
         ...
 
+    def set_redirect_uris(self, client_id: str, redirect_uris: list[str], *, actor: str,
+                          reason: str) -> None:
+        """Replace the client's redirect URIs (validated as at registration); its secret and
+        tokens are unchanged."""
+        ...
+
+    def enable(self, client_id: str, *, actor: str, reason: str) -> None:
+        """Enable a disabled client again, with its secret and redirect URIs unchanged (the
+        tokens revoked when it was disabled stay revoked)."""
+        ...
+
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
         """Delete the client (undo of a provisioning that failed further on); no error when
         it does not exist."""

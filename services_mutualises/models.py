@@ -1,6 +1,6 @@
 """Tables of the service catalogue (prefix ``svc_``): sites, offerings and their versions,
-sharing rules, orders and their items, subscriptions, the fibre reserves, work orders and the
-history of every state change.
+sharing rules, issued statements, orders and their items, subscriptions, the fibre reserves,
+work orders and the history of every state change.
 
 Money is held in integer euro cents; characteristics and allocated resources as JSON text.
 """
@@ -110,6 +110,23 @@ class SharingRule(SQLModel, table=True):
     created_by: str | None = Field(default=None, max_length=255)
     reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
+
+
+class IssuedStatement(SQLModel, table=True):
+    """A month's statement once the month is over, issued and stored for good: every line
+    (per organisation and offering, with the names as they were) and the inputs it was
+    computed from (the sharing key version of each offering, the populations and the usage
+    of each subscription). It is served as stored; nothing read later changes it."""
+
+    __tablename__ = "svc_statement"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    month: str = Field(unique=True, index=True, max_length=7)
+    lines: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    inputs: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    total_cents: int
+    issued_by: str = Field(max_length=255)
+    issued_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))  # type: ignore[call-overload]
 
 
 class Order(SQLModel, table=True):

@@ -13,6 +13,7 @@ from services_mutualises.models import (
     FibreCable,
     FibrePair,
     FibrePop,
+    IssuedStatement,
     Offering,
     OfferingVersion,
     Order,
@@ -83,6 +84,10 @@ def rule_on(*, session: Session, offering_id: uuid.UUID, day: date) -> SharingRu
     return session.exec(select(SharingRule).where(
         SharingRule.offering_id == offering_id, col(SharingRule.effective_from) <= day)
         .order_by(col(SharingRule.effective_from).desc())).first()
+
+
+def get_issued_statement(*, session: Session, month: str) -> IssuedStatement | None:
+    return session.exec(select(IssuedStatement).where(IssuedStatement.month == month)).first()
 
 
 # -- orders and subscriptions -----------------------------------------------------------------
@@ -185,6 +190,25 @@ def claim_pair(*, session: Session, pair_id: uuid.UUID, subscription_id: uuid.UU
 def pairs_of(*, session: Session, subscription_id: uuid.UUID) -> Sequence[FibrePair]:
     return session.exec(select(FibrePair).where(FibrePair.subscription_id == subscription_id)
                         .order_by(col(FibrePair.cable_id))).all()
+
+
+def stale_orders(*, session: Session, state: str, before: datetime) -> list[uuid.UUID]:
+    """Orders left in ``state`` since before ``before`` (a provisioning interrupted)."""
+    return list(session.exec(select(Order.id).where(
+        Order.state == state, col(Order.updated_at) < before)).all())
+
+
+def orphan_pair_holders(*, session: Session) -> list[uuid.UUID]:
+    """Subscriptions holding fibre pairs though nothing will bring them into service: still
+    ``pendingActive`` under an order that ended without completing (failed, rejected,
+    cancelled), or ``created`` / ``terminated``."""
+    holders = select(FibrePair.subscription_id).where(
+        col(FibrePair.subscription_id).is_not(None)).distinct()
+    rows = session.exec(select(Subscription.id, Subscription.state, Order.state).where(
+        col(Subscription.id).in_(holders), Subscription.order_id == Order.id)).all()
+    return [sid for sid, state, order_state in rows
+            if state in ("created", "terminated")
+            or (state == "pendingActive" and order_state in ("failed", "rejected", "cancelled"))]
 
 
 def release_pairs(*, session: Session, subscription_id: uuid.UUID) -> int:

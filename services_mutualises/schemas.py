@@ -136,10 +136,26 @@ class Statement:
     members: list[MemberTotal]
     total_cents: int
     alone_cents: int
+    # When the month is over: the time the statement was issued and stored (None: computed
+    # live, for the current month or one to come).
+    issued_at: datetime | None = None
+    # What it was computed from: ``keys`` (per offering: the sharing key version, its method
+    # and the month it applies from), ``populations`` and ``subscriptions`` (each one's
+    # organisation, offering, version, cost, alone price and usage).
+    inputs: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def saving_cents(self) -> int:
         return self.alone_cents - self.total_cents
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep did: the orders taken up again (with the state they ended in) and the
+    subscriptions whose fibre pairs were released (with how many)."""
+
+    orders: list[tuple[uuid.UUID, str]]
+    released: list[tuple[uuid.UUID, int]]
 
 
 # -- what the API and the console show --------------------------------------------------------

@@ -18,11 +18,12 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from plateforme.audit import AuditRecord, append
@@ -40,6 +41,7 @@ from services_mutualises.models import (
     FibreCable,
     FibrePair,
     FibrePop,
+    IssuedStatement,
     Offering,
     OfferingVersion,
     Order,
@@ -80,6 +82,7 @@ from services_mutualises.schemas import (
     Statement,
     StatementLine,
     SubscriptionPublic,
+    SweepReport,
     VersionPublic,
 )
 from services_mutualises.seed import CABLES, OFFERINGS, POPS, SITES
@@ -120,6 +123,9 @@ METHOD_LABELS = {
 }
 LIVE_STATES = ("created", "pendingActive", "active", "suspended", "pendingTerminate")
 SECRET_TTL = 7 * 24 * 3600
+# An order still ``inProgress`` this long after its last change was interrupted (a crash
+# between allocation and activation): the sweep takes it up again.
+SWEEP_GRACE = timedelta(minutes=10)
 
 
 def check_transition(entity: str, current: str, target: str) -> None:
@@ -763,6 +769,57 @@ class OrderService:
             return self._finish(order_id, actor, "failed", failure, [])
         return self._finish(order_id, actor, "completed", None, done)
 
+    def sweep(self, *, actor: str = "balayage", older_than: timedelta = SWEEP_GRACE
+              ) -> SweepReport:
+        """Put right what a crash between allocation and activation left behind (run at
+        start and by ``services sweep``):
+
+        - an order ``inProgress`` for longer than ``older_than`` is provisioned again: the
+          provisioners find what the interrupted attempt allocated (keyed by subscription),
+          so it completes without allocating twice, or fails and releases everything;
+        - fibre pairs still held by a subscription that will never come into service (still
+          ``pendingActive`` under an order that failed, was rejected or cancelled; or
+          ``created`` / ``terminated``) are released.
+
+        Each order is claimed under a row lock first, so two sweeps never take up the same
+        one."""
+        cutoff = utcnow() - older_than
+        resumed: builtins.list[tuple[uuid.UUID, str]] = []
+        with self._ctx.session() as session:
+            stale = repository.stale_orders(session=session, state="inProgress", before=cutoff)
+        for order_id in stale:
+            with self._ctx.session() as session:
+                order = repository.get_order(session=session, order_id=order_id, lock=True)
+                updated = _aware(order.updated_at) if order else None
+                if order is None or order.state != "inProgress" or updated is None \
+                        or updated >= cutoff:
+                    continue  # moved on, or taken up by another sweep meanwhile
+                order.updated_at = utcnow()  # the claim
+                session.add(order)
+                append(session, AuditRecord(
+                    action="services.order.sweep", actor=actor,
+                    organisation=order.organisation, target=str(order.id),
+                    reason="mise en service interrompue, reprise"))
+                session.commit()
+            public = self._provision(order_id, actor)
+            resumed.append((order_id, public.state))
+        released: builtins.list[tuple[uuid.UUID, int]] = []
+        with self._ctx.session() as session:
+            for sub_id in repository.orphan_pair_holders(session=session):
+                count = repository.release_pairs(session=session, subscription_id=sub_id)
+                sub = repository.get_subscription(session=session, subscription_id=sub_id)
+                append(session, AuditRecord(
+                    action="services.fibre.sweep", actor=actor,
+                    organisation=sub.organisation if sub else None, target=str(sub_id),
+                    reason="paires retenues par un abonnement qui ne sera pas mis en service",
+                    details={"pairs": count, "state": sub.state if sub else None}))
+                released.append((sub_id, count))
+            session.commit()
+        if resumed or released:
+            log.warning("sweep: %d orders taken up again, pairs released for %d subscriptions",
+                        len(resumed), len(released))
+        return SweepReport(orders=resumed, released=released)
+
     def _finish(self, order_id: uuid.UUID, actor: str, target: str, reason: str | None,
                 done: Sequence[tuple[OrderItem, ProvisioningRequest, ProvisionOutcome | None]]
                 ) -> OrderPublic:
@@ -821,8 +878,9 @@ class OrderService:
 
 
 class InventoryService:
-    def __init__(self, ctx: _Context) -> None:
+    def __init__(self, ctx: _Context, provisioners: dict[str, Provisioner]) -> None:
         self._ctx = ctx
+        self._provisioners = provisioners
 
     def list(self, principal: Principal, *, organisation: str | None = None,
              include_terminated: bool = False) -> builtins.list[SubscriptionPublic]:
@@ -868,16 +926,30 @@ class InventoryService:
 
     def set_suspended(self, principal: Principal, subscription_id: uuid.UUID, suspended: bool,
                       reason: str) -> SubscriptionPublic:
-        """``active ⇄ suspended`` by a CTM approver (an administrative suspension)."""
+        """``active ⇄ suspended`` by a CTM approver (an administrative suspension). It really
+        suspends what was provisioned (the provisioner's ``suspend`` / ``resume``: the OIDC
+        client disabled and its tokens revoked, then enabled again; the archive space closed,
+        then reopened; fibre pairs kept allocated; a work order to the team), before the new
+        state is recorded; when the provisioner fails the subscription keeps its state."""
         if not principal.can_approve:
             raise Forbidden("Seuls les valideurs de la CTM suspendent ou rétablissent un "
                             "abonnement.")
         target = "suspended" if suspended else "active"
         with self._ctx.session() as session:
-            sub = repository.get_subscription(session=session, subscription_id=subscription_id,
-                                              lock=True)
+            sub = repository.get_subscription(session=session, subscription_id=subscription_id)
             if sub is None:
                 raise NotFound("abonnement introuvable")
+            check_transition("subscription", sub.state, target)
+            current = sub.state
+            provisioner, request = self._provisioning(session, sub, principal.subject)
+        (provisioner.suspend if suspended else provisioner.resume)(request)
+        with self._ctx.session() as session:
+            sub = repository.get_subscription(session=session, subscription_id=subscription_id,
+                                              lock=True)
+            assert sub is not None
+            if sub.state != current:  # changed meanwhile: give the service back as it was
+                (provisioner.resume if suspended else provisioner.suspend)(request)
+                raise Conflict("L'abonnement a changé d'état entre-temps : réessayez.")
             self._ctx.record(session, entity="subscription", entity_id=sub.id,
                              organisation=sub.organisation, current=sub.state, target=target,
                              actor=principal.subject, reason=reason)
@@ -890,6 +962,23 @@ class InventoryService:
                          f"Bonjour,\n\nL'abonnement « {public.offering_name} » ({sub.id}) est "
                          f"{SUBSCRIPTION_LABELS[target]}.\nMotif : {reason}\n")
         return public
+
+    def _provisioning(self, session: Session, sub: Subscription, actor: str
+                      ) -> tuple[Provisioner, ProvisioningRequest]:
+        """The provisioner of a subscription's offering and a request describing what was
+        provisioned for it (a fresh ``item_id`` keys this change)."""
+        offering = repository.get_offering_by_id(session=session, offering_id=sub.offering_id)
+        assert offering is not None
+        refs = []
+        for sid in (sub.site_id, sub.site_b_id):
+            site = repository.get_site(session=session, site_id=sid) if sid else None
+            refs.append(SiteRef(site.id, site.name, site.latitude, site.longitude,
+                                site.fibre_reachable) if site else None)
+        return self._provisioners[offering.provisioner], ProvisioningRequest(
+            subscription_id=sub.id, item_id=uuid.uuid4(), organisation=sub.organisation,
+            offering_code=offering.code, offering_name=offering.name,
+            characteristics=sub.values(), actor=actor, site=refs[0], site_b=refs[1],
+            resources=sub.allocated())
 
 
 class FibreService:
@@ -961,11 +1050,22 @@ def _month_bounds(month: str) -> tuple[date, datetime, datetime]:
     return (start, datetime.combine(start, time(), UTC), datetime.combine(end, time(), UTC))
 
 
+def _stored_statement(row: IssuedStatement) -> Statement:
+    lines = [StatementLine(**li) for li in json.loads(row.lines)]
+    return StatementService._assemble(row.month, None, lines, _aware(row.issued_at),
+                                      json.loads(row.inputs))
+
+
 class StatementService:
     """Monthly statements. A subscription active at some time during the month is charged
     its version's monthly price, plus its one-off price in the month it was activated; each
     offering's charges are shared by the sharing key in force on the first day of the
-    month."""
+    month.
+
+    Once a month is over its statement is issued and stored (``close``, or the first time
+    it is viewed): lines, amounts, the key versions and the inputs used (populations, usage).
+    From then on it is served as stored, so nothing changed later (a population, a name, a
+    key) rewrites it. The current month, and those to come, are computed live."""
 
     def __init__(self, ctx: _Context) -> None:
         self._ctx = ctx
@@ -977,8 +1077,57 @@ class StatementService:
                 raise Forbidden("Le relevé de toute la CTM est réservé à la CTM.")
         elif not principal.reads(organisation):
             raise NotFound("organisation introuvable")
+        _first_day, _start, end = _month_bounds(month)
+        if end <= utcnow():
+            whole, _ = self._issue(month, principal.subject)
+        else:
+            whole = self._live(month)
+        return self._for(whole, organisation)
+
+    def close(self, principal: Principal, month: str) -> tuple[Statement, bool]:
+        """Issue and store the statement of a month that is over; the stored one and
+        whether it was issued now (False: it already was, and is left as it is)."""
+        if not principal.sees_everything:
+            raise Forbidden("La clôture d'un mois est réservée à la CTM.")
+        _first_day, _start, end = _month_bounds(month)
+        if end > utcnow():
+            raise Conflict(f"le mois {month} n'est pas terminé : son relevé ne peut pas "
+                           "encore être émis")
+        return self._issue(month, principal.subject)
+
+    def _issue(self, month: str, actor: str) -> tuple[Statement, bool]:
+        with self._ctx.session() as session:
+            row = repository.get_issued_statement(session=session, month=month)
+            if row is not None:
+                return _stored_statement(row), False
+        computed = self._live(month)
+        lines = [dict(li.__dict__) for li in computed.lines]
+        with self._ctx.session() as session:
+            session.add(IssuedStatement(
+                month=month, lines=json.dumps(lines, ensure_ascii=False),
+                inputs=json.dumps(computed.inputs, ensure_ascii=False),
+                total_cents=computed.total_cents, issued_by=actor))
+            append(session, AuditRecord(
+                action="services.statement.issue", actor=actor, target=month,
+                details={"total_cents": computed.total_cents, "lines": len(lines)}))
+            try:
+                session.commit()
+                issued = True
+            except IntegrityError:  # issued meanwhile by another request: that one stands
+                session.rollback()
+                issued = False
+            row = repository.get_issued_statement(session=session, month=month)
+            assert row is not None
+            return _stored_statement(row), issued
+
+    def _live(self, month: str) -> Statement:
+        """The whole month's statement computed from what the database and the directory
+        say now."""
         first_day, start, end = _month_bounds(month)
         lines: builtins.list[StatementLine] = []
+        keys: dict[str, Any] = {}
+        populations: dict[str, int | None] = {}
+        used: builtins.list[dict[str, Any]] = []
         with self._ctx.session() as session:
             by_offering: dict[uuid.UUID, list[tuple[Subscription, OfferingVersion]]] = {}
             for sub in repository.subscriptions_in_period(session=session, start=start,
@@ -994,10 +1143,20 @@ class StatementService:
                 rule = repository.rule_on(session=session, offering_id=offering_id,
                                           day=first_day)
                 method = rule.method if rule else "subscriber"
-                lines.extend(self._lines(offering, method, subs, start, end))
+                keys[offering.code] = {
+                    "rule": str(rule.id) if rule else None, "method": method,
+                    "effective_from": rule.effective_from.isoformat()[:7] if rule else None}
+                lines.extend(self._lines(offering, method, subs, start, end, populations,
+                                         used))
+        return self._assemble(month, None, lines, None, {
+            "keys": dict(sorted(keys.items())), "populations": dict(sorted(populations.items())),
+            "subscriptions": sorted(used, key=lambda u: (u["organisation"], u["offering"],
+                                                         u["id"]))})
+
+    @staticmethod
+    def _assemble(month: str, organisation: str | None, lines: builtins.list[StatementLine],
+                  issued_at: datetime | None, inputs: dict[str, Any]) -> Statement:
         names = {line.organisation: line.organisation_name for line in lines}
-        if organisation is not None:
-            lines = [line for line in lines if line.organisation == organisation]
         members = [MemberTotal(
             organisation=org, organisation_name=names[org],
             share_cents=sum(li.share_cents for li in lines if li.organisation == org),
@@ -1007,11 +1166,29 @@ class StatementService:
                          lines=sorted(lines, key=lambda li: (li.organisation_name,
                                                              li.offering_name)),
                          members=members, total_cents=sum(li.share_cents for li in lines),
-                         alone_cents=sum(li.alone_cents for li in lines))
+                         alone_cents=sum(li.alone_cents for li in lines),
+                         issued_at=issued_at, inputs=inputs)
+
+    def _for(self, whole: Statement, organisation: str | None) -> Statement:
+        """The whole month's statement, or one organisation's part of it (with only its own
+        inputs: the keys of its offerings, its population, its subscriptions)."""
+        if organisation is None:
+            return whole
+        lines = [li for li in whole.lines if li.organisation == organisation]
+        offerings = {li.offering for li in lines}
+        inputs = {
+            "keys": {code: key for code, key in whole.inputs.get("keys", {}).items()
+                     if code in offerings},
+            "populations": {org: n for org, n in whole.inputs.get("populations", {}).items()
+                            if org == organisation},
+            "subscriptions": [u for u in whole.inputs.get("subscriptions", [])
+                              if u["organisation"] == organisation]}
+        return self._assemble(whole.month, organisation, lines, whole.issued_at, inputs)
 
     def _lines(self, offering: Offering, method: str,
                subs: builtins.list[tuple[Subscription, OfferingVersion]], start: datetime,
-               end: datetime) -> builtins.list[StatementLine]:
+               end: datetime, populations: dict[str, int | None],
+               used: builtins.list[dict[str, Any]]) -> builtins.list[StatementLine]:
         charges = []
         for sub, version in subs:
             activated = _aware(sub.activated_at)
@@ -1022,17 +1199,22 @@ class StatementService:
                     usage = int(sub.values().get(version.usage_characteristic, "0"))
                 except ValueError:
                     usage = 0
-            charges.append(Charge(
+            charge = Charge(
                 organisation=sub.organisation,
                 cost_cents=version.monthly_cents + (version.one_off_cents if new else 0),
                 alone_cents=version.alone_monthly_cents + (
                     version.alone_one_off_cents if new else 0),
-                usage=usage))
+                usage=usage)
+            charges.append(charge)
+            used.append({"id": str(sub.id), "organisation": sub.organisation,
+                         "offering": offering.code, "version": version.version,
+                         "cost_cents": charge.cost_cents, "alone_cents": charge.alone_cents,
+                         "usage": usage})
         orgs = sorted({c.organisation for c in charges})
-        populations = {}
         for org in orgs:
-            info = self._ctx.directory.get(org)
-            populations[org] = info.population if info else None
+            if org not in populations:
+                info = self._ctx.directory.get(org)
+                populations[org] = info.population if info else None
         shares = share(method, charges, populations)
         return [StatementLine(
             organisation=org, organisation_name=self._ctx.org_name(org),
@@ -1095,7 +1277,7 @@ class ServiceCatalogue:
         self.sites = SiteService(self.context)
         self.catalogue = CatalogueService(self.context)
         self.orders = OrderService(self.context, self.provisioners)
-        self.inventory = InventoryService(self.context)
+        self.inventory = InventoryService(self.context, self.provisioners)
         self.fibre = FibreService(self.context)
         self.statements = StatementService(self.context)
 

@@ -5,6 +5,7 @@ another organisation answers 404."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -81,6 +82,11 @@ class StatementPublic(BaseModel):
     total_cents: int
     alone_cents: int
     saving_cents: int
+    issued_at: datetime | None = Field(
+        default=None, description="émission du relevé stocké (mois terminé) ; vide : provisoire")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="données de calcul : versions des clés de "
+        "répartition, populations, abonnements (coût, usage)")
 
 
 def _statement(s: Statement) -> StatementPublic:
@@ -90,7 +96,8 @@ def _statement(s: Statement) -> StatementPublic:
                for li in s.lines],
         members=[MemberTotalPublic(**m.__dict__, saving_cents=m.saving_cents)
                  for m in s.members],
-        total_cents=s.total_cents, alone_cents=s.alone_cents, saving_cents=s.saving_cents)
+        total_cents=s.total_cents, alone_cents=s.alone_cents, saving_cents=s.saving_cents,
+        issued_at=s.issued_at, inputs=s.inputs)
 
 
 # -- catalogue --

@@ -1,6 +1,7 @@
 """« Espace d'archivage électronique » : the organisation's archive space and its quota, set
-through the archival service (``ArchiveSpaces``). Termination closes the space to new
-deposits; what it holds stays under its retention rules."""
+through the archival service (``ArchiveSpaces``). Suspension closes the space to new deposits
+and resumption reopens it with its quota; termination closes it for good. What it holds
+stays under its retention rules throughout."""
 
 from __future__ import annotations
 
@@ -50,3 +51,16 @@ class ArchiveSpaceProvisioner:
             request.organisation, actor=request.actor,
             reason=("annulation d'une mise en service échouée" if undo
                     else f"résiliation de l'abonnement {request.subscription_id}"))
+
+    def suspend(self, request: ProvisioningRequest) -> None:
+        self._service().close_space(request.organisation, actor=request.actor,
+                                    reason=f"suspension de l'abonnement "
+                                           f"{request.subscription_id}")
+
+    def resume(self, request: ProvisioningRequest) -> None:
+        quota = request.resources.get("quota_bytes")
+        self._service().set_quota(
+            request.organisation,
+            int(quota) if quota else quota_bytes(request.characteristics),
+            actor=request.actor,
+            reason=f"rétablissement de l'abonnement {request.subscription_id}")

@@ -65,3 +65,12 @@ class Provisioner(Protocol):
         """Free what was allocated (termination); ``undo`` when a provisioning is rolled back
         because another item of the order failed. Idempotent."""
         ...
+
+    def suspend(self, request: ProvisioningRequest) -> None:
+        """Stop the service while keeping what was allocated (``request.resources``), so
+        that ``resume`` gives it back as it was. Idempotent."""
+        ...
+
+    def resume(self, request: ProvisioningRequest) -> None:
+        """Give a suspended service back. Idempotent."""
+        ...

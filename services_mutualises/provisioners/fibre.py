@@ -154,3 +154,10 @@ class FibreProvisioner:
         with Session(self._engine) as session:
             repository.release_pairs(session=session, subscription_id=request.subscription_id)
             session.commit()
+
+    def suspend(self, request: ProvisioningRequest) -> None:
+        """The pairs stay allocated to the subscription while it is suspended (they are not
+        lent to anyone else); the inventory shows them under a suspended subscription."""
+
+    def resume(self, request: ProvisioningRequest) -> None:
+        """The pairs were kept: nothing to allocate again."""

@@ -2,8 +2,9 @@
 
 The redirect URIs come from the order's ``redirect_uris`` characteristic (separated by spaces
 or new lines); the client is confidential (secret, code flow with PKCE) and registered for the
-organisation. The secret is returned once; termination disables the client and revokes its
-tokens.
+organisation. The secret is returned once; suspension disables the client and revokes its
+tokens (no token can be obtained while suspended), resumption enables it again with the same
+secret; termination disables it for good.
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ class OidcClientProvisioner:
                                 secret=registered.client_secret)
 
     def modify(self, request: ProvisioningRequest) -> ProvisionOutcome:
-        raise InvalidInput("Les adresses d'une application se modifient dans la console, "
-                           "page « Applications ».")
+        """New redirect URIs (a ``modify`` order item); the client, its secret and its
+        tokens stay as they are."""
+        client_id = str(request.resources.get("client_id") or client_id_for(request))
+        self._registrar.set_redirect_uris(
+            client_id, redirect_uris_of(request.characteristics), actor=request.actor,
+            reason=f"modification de l'abonnement {request.subscription_id}")
+        return ProvisionOutcome(dict(request.resources))
 
     def release(self, request: ProvisioningRequest, *, undo: bool = False) -> None:
         client_id = str(request.resources.get("client_id") or client_id_for(request))
@@ -53,3 +59,11 @@ class OidcClientProvisioner:
         else:
             self._registrar.disable(client_id, actor=request.actor,
                                     reason="résiliation de l'abonnement")
+
+    def suspend(self, request: ProvisioningRequest) -> None:
+        self._registrar.disable(str(request.resources.get("client_id") or client_id_for(request)),
+                                actor=request.actor, reason="suspension de l'abonnement")
+
+    def resume(self, request: ProvisioningRequest) -> None:
+        self._registrar.enable(str(request.resources.get("client_id") or client_id_for(request)),
+                               actor=request.actor, reason="rétablissement de l'abonnement")

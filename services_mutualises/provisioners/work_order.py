@@ -15,6 +15,9 @@ from services_mutualises.models import WorkOrder
 from services_mutualises.provisioners.base import ProvisioningRequest
 from services_mutualises.schemas import ProvisionOutcome
 
+KIND_LABELS = {"install": "mise en service", "modify": "modification", "remove": "résiliation",
+               "suspend": "suspension", "resume": "rétablissement"}
+
 
 class WorkOrderProvisioner:
     one_per_organisation = False
@@ -26,7 +29,7 @@ class WorkOrderProvisioner:
     def _issue(self, request: ProvisioningRequest, kind: str, key: str) -> WorkOrder:
         sites = [s.name for s in (request.site, request.site_b) if s is not None]
         description = (f"{request.offering_name} pour {request.organisation} — "
-                       f"{'mise en service' if kind == 'install' else kind} ; sites : "
+                       f"{KIND_LABELS.get(kind, kind)} ; sites : "
                        f"{', '.join(sites) or 'aucun'} ; caractéristiques : "
                        + ", ".join(f"{k}={v}" for k, v in sorted(
                            request.characteristics.items())))
@@ -56,3 +59,10 @@ class WorkOrderProvisioner:
 
     def release(self, request: ProvisioningRequest, *, undo: bool = False) -> None:
         self._issue(request, "remove", f"{request.subscription_id}:remove")
+
+    def suspend(self, request: ProvisioningRequest) -> None:
+        """The team cuts the service off (one work order per suspension, keyed by it)."""
+        self._issue(request, "suspend", f"{request.subscription_id}:suspend:{request.item_id}")
+
+    def resume(self, request: ProvisioningRequest) -> None:
+        self._issue(request, "resume", f"{request.subscription_id}:resume:{request.item_id}")

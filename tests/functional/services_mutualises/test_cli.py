@@ -34,3 +34,22 @@ def test_catalogue_orders_and_statement_commands(tmp_path: Path) -> None:
     bad = _run(tmp_path, "services", "statement", "--month", "2026-13")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "erreur : mois invalide : 2026-13 (attendu AAAA-MM)"
+
+
+def test_statement_close_issues_a_finished_month_once_and_sweep_runs(tmp_path: Path) -> None:
+    assert _run(tmp_path, "services", "seed").returncode == 0
+    first = _run(tmp_path, "services", "statement", "close", "--month", "2026-01")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("relevé 2026-01 émis le ")
+    again = _run(tmp_path, "services", "statement", "close", "--month", "2026-01")
+    assert again.returncode == 0 and again.stdout.startswith("relevé 2026-01 déjà émis le ")
+    assert again.stdout.split(" : ")[0].split(" le ")[1] == \
+        first.stdout.split(" : ")[0].split(" le ")[1]
+    future = _run(tmp_path, "services", "statement", "close", "--month", "2099-01")
+    assert future.returncode == 2
+    assert "n'est pas terminé" in future.stderr
+    missing = _run(tmp_path, "services", "statement")
+    assert missing.returncode == 2 and "--month" in missing.stderr
+    swept = _run(tmp_path, "services", "sweep", "--older-than", "0")
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.strip() == "rien à reprendre"

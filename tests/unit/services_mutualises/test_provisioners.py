@@ -74,6 +74,21 @@ def test_archive_space_is_opened_resized_and_closed() -> None:
         provisioner.provision(_request(quota_gb="beaucoup"))
 
 
+def test_archive_space_is_closed_while_suspended_and_reopened_with_its_quota() -> None:
+    spaces = RecordingSpaces()
+    provisioner = ArchiveSpaceProvisioner(spaces)
+    outcome = provisioner.provision(_request(quota_gb="50"))
+    allocated = ProvisioningRequest(
+        subscription_id=uuid.uuid4(), item_id=uuid.uuid4(), organisation="lamentin",
+        offering_code="archivage", offering_name="Espace d'archivage électronique",
+        characteristics={"quota_gb": "50"}, actor="valideur", resources=outcome.resources)
+    provisioner.suspend(allocated)
+    assert spaces.usage("lamentin").is_open is False
+    provisioner.resume(allocated)
+    assert spaces.usage("lamentin") == Usage(0, 50_000_000_000, True)
+    assert [c[0] for c in spaces.calls] == ["set_quota", "close_space", "set_quota"]
+
+
 def test_archive_space_without_an_archival_service_fails_clearly() -> None:
     with pytest.raises(Conflict, match="archivage n'est pas raccordé"):
         ArchiveSpaceProvisioner(None).provision(_request(quota_gb="50"))

@@ -31,7 +31,13 @@ from services_mutualises import (
     ServiceCatalogue,
     SharingRuleCreate,
 )
-from services_mutualises.models import Offering, OfferingVersion, Order, Subscription
+from services_mutualises.models import (
+    IssuedStatement,
+    Offering,
+    OfferingVersion,
+    Order,
+    Subscription,
+)
 
 PG_ADMIN_URL = os.environ.get("MC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 POPULATIONS = {"lamentin": 40_000, "fort-de-france": 80_000, "robert": 20_000,
@@ -59,6 +65,13 @@ class NoClients:
         raise AssertionError("not used")
 
     def disable(self, client_id: str, *, actor: str, reason: str) -> None:
+        raise AssertionError("not used")
+
+    def enable(self, client_id: str, *, actor: str, reason: str) -> None:
+        raise AssertionError("not used")
+
+    def set_redirect_uris(self, client_id: str, redirect_uris: list[str], *, actor: str,
+                          reason: str) -> None:
         raise AssertionError("not used")
 
     def remove(self, client_id: str, *, actor: str, reason: str) -> None:
@@ -98,7 +111,8 @@ def services(database: str, tmp_path: Path) -> Iterator[ServiceCatalogue]:
     engine = make_engine(database)
     upgrade(engine)
     with engine.begin() as conn:  # each test starts from the same rows
-        for table in ("svc_state_change", "svc_subscription", "svc_order_item", "svc_order",
+        for table in ("svc_statement", "svc_state_change", "svc_subscription",
+                      "svc_order_item", "svc_order",
                       "svc_sharing_rule", "svc_offering_version", "svc_offering",
                       "svc_fibre_pair", "svc_fibre_cable", "svc_fibre_pop", "svc_work_order",
                       "svc_site"):
@@ -223,3 +237,67 @@ def test_csv_sums_to_the_total_to_the_cent(services: ServiceCatalogue) -> None:
 def test_unknown_ids_are_not_found(services: ServiceCatalogue) -> None:
     with pytest.raises(NotFound):
         services.inventory.get(CTM, uuid.uuid4())
+
+
+def test_a_finished_month_is_issued_once_and_never_rewritten(
+        services: ServiceCatalogue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing March stores its statement with the key versions and the inputs; changing
+    Le Lamentin's population afterwards changes nothing in it, while the current month,
+    computed live, reflects the change at once."""
+    march, issued = services.statements.close(CTM, "2026-03")
+    assert issued and march.issued_at is not None
+    assert march.inputs["populations"] == {"fort-de-france": 80_000, "lamentin": 40_000,
+                                           "robert": 20_000}
+    assert march.inputs["keys"]["archivage"]["method"] == "population"
+    assert march.inputs["keys"]["archivage"]["effective_from"] == "2026-01"
+    usage = {(u["organisation"], u["offering"]): u["usage"]
+             for u in march.inputs["subscriptions"]}
+    assert usage[("fort-de-france", "acces-thd")] == 1000
+    again, issued_again = services.statements.close(CTM, "2026-03")
+    assert not issued_again and again == march and again.issued_at == march.issued_at
+    with Session(services.context.engine) as session:
+        rows = session.exec(select(IssuedStatement)).all()
+        assert [r.month for r in rows] == ["2026-03"] and rows[0].total_cents == 275_000
+
+    now = datetime.now(UTC).strftime("%Y-%m")
+    current = _lines(services.statements.compute(CTM, now))
+    assert current[("lamentin", "archivage")] == (40_000, 90_000)  # 40 000 : 20 000
+
+    monkeypatch.setitem(POPULATIONS, "lamentin", 20_000)
+    # the stored statement, for the CTM and for the organisation, is unchanged...
+    assert services.statements.compute(CTM, "2026-03") == march
+    assert _lines(services.statements.compute(CTM, "2026-03"))[("lamentin", "archivage")] \
+        == (40_000, 90_000)
+    buyer = Principal(subject="acheteur", org="lamentin", roles=frozenset({"buyer"}))
+    own = services.statements.compute(buyer, "2026-03", "lamentin")
+    assert own.total_cents == 119_167 and own.issued_at == march.issued_at
+    assert {u["organisation"] for u in own.inputs["subscriptions"]} == {"lamentin"}
+    assert own.inputs["populations"] == {"lamentin": 40_000}
+    # ... while the current month now shares the archive spaces 20 000 : 20 000
+    current = _lines(services.statements.compute(CTM, now))
+    assert current[("lamentin", "archivage")] == (30_000, 90_000)
+    assert current[("robert", "archivage")] == (30_000, 90_000)
+    assert services.statements.compute(CTM, now).issued_at is None
+
+
+def test_a_past_month_is_issued_when_first_viewed(services: ServiceCatalogue,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    buyer = Principal(subject="acheteur", org="robert", roles=frozenset({"buyer"}))
+    february = services.statements.compute(buyer, "2026-02", "robert")
+    assert february.issued_at is not None
+    monkeypatch.setitem(POPULATIONS, "robert", 90_000)
+    whole = services.statements.compute(CTM, "2026-02")
+    assert whole.issued_at == february.issued_at
+    # archive spaces, by population, still 40 000 : 20 000 of 60 000 as first viewed
+    assert _lines(whole)[("robert", "archivage")] == (20_000, 90_000)
+    assert sum(m.share_cents for m in whole.members) == whole.total_cents
+
+
+def test_only_a_finished_month_can_be_closed_and_only_by_the_ctm(
+        services: ServiceCatalogue) -> None:
+    now = datetime.now(UTC).strftime("%Y-%m")
+    with pytest.raises(Conflict, match="pas terminé"):
+        services.statements.close(CTM, now)
+    buyer = Principal(subject="acheteur", org="robert", roles=frozenset({"buyer"}))
+    with pytest.raises(Forbidden):
+        services.statements.close(buyer, "2026-03")
