@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, delete
+from sqlmodel import Session, col, delete, select
 
 from archivage import logbook
 from archivage.config import ArchivesSettings
@@ -235,6 +235,13 @@ class UnitService:
             return share
 
     # -- rules -----------------------------------------------------------------------------
+
+    def own_rules(self, actor: Actor, unit_id: str) -> list[UnitRule]:
+        """The rules set on the unit itself (not those it inherits), for its owner."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            unit = self._owned(session, actor, unit_id)
+            return list(session.exec(select(UnitRule).where(col(UnitRule.unit_id) == unit.id)
+                                     .order_by(col(UnitRule.category))).all())
 
     def change_rules(self, actor: Actor, unit_id: str, change: RuleChange) -> UnitView:
         """Set the unit's own rules and blocked categories (with a reason); the effective
