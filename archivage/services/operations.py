@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archivage import fulltext, logbook, packages
+from archivage.clamav import ScanFailed, VirusFound
 from archivage.config import ArchivesSettings
 from archivage.formats import identify
 from archivage.identifiers import ark, mint, neutral_filename
@@ -220,6 +221,14 @@ class OperationService:
                                               "sort final (Keep ou Destroy) manquant."))
         if reasons:
             raise PackageRefused(reasons)
+        if self._deposits.antivirus is not None:  # every file, before anything is stored
+            try:
+                self._deposits.antivirus.check(actor, organisation, [
+                    (f.filename, f.staged) for f in incoming.values()])
+            except (VirusFound, ScanFailed) as refused:
+                raise PackageRefused([Reason(
+                    "file.virus" if isinstance(refused, VirusFound) else "antivirus.error",
+                    refused.message)]) from refused
         intents = self._deposits._store(list(incoming.values()))
         try:
             return self._record(actor, operation, package, key, incoming, formats, parent,
