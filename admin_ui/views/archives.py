@@ -469,8 +469,9 @@ def _rules_page(request: Request, staff: Staff, reasons: list[str] | None = None
         "title": ("Erreur : " if reasons else "") + "Référentiel des règles de gestion",
         "section": "archives", "rules": _archives(request).rules.list(),
         "labels": RULE_CATEGORIES, "can_import": staff.perms.can_somewhere("archives.rules"),
-        "reasons": reasons or [], "errors": {"regles-fichier": "le fichier est refusé"}
-        if reasons else {},
+        "reasons": reasons or [], "errors": {
+            "regles-fichier": f"référentiel refusé ({len(reasons)} erreur(s), détaillées "
+                              "sous le champ)"} if reasons else {},
     }, status_code=status_code)
 
 
