@@ -202,6 +202,14 @@ class OperationService:
         formats = {path: identify(f.staged.path) for path, f in incoming.items()}
         total = sum(f.size for f in package.files)
         reasons: list[Reason] = []
+        agency = (package.transferring_agency or "").strip()
+        if package.kind == "seda" and agency != organisation:
+            # a SEDA transfer is sent by the organisation it names, none other
+            reasons.append(Reason(
+                "transferring_agency.mismatch",
+                f"Service versant « {agency or '(absent)'} » différent de l'organisation "
+                f"qui transmet le paquet (« {organisation} ») : un transfert SEDA est "
+                "versé par le service versant qu'il désigne."))
         with Session(self._engine, expire_on_commit=False) as session:
             space = ensure_space(session, organisation, self._config.default_quota_bytes)
             session.commit()
