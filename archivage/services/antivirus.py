@@ -23,7 +23,7 @@ class Antivirus:
         self.client = client
 
     def check(self, actor: Actor, organisation: str,
-              files: Sequence[tuple[str, StagedFile]]) -> None:
+              files: Sequence[tuple[str | None, StagedFile]]) -> None:
         """Scan each ``(filename, staged file)``; raise :class:`VirusFound` on the first
         infected one (after recording it) and :class:`ScanFailed` when clamd can't scan."""
         for filename, staged in files:
