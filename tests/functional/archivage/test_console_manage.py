@@ -187,6 +187,10 @@ def test_ingest_contract_page(platform, as_org, console) -> None:
     unit = platform.live.app.state.archives.units.get(
         _owner(), accepted.json()["units"][0]["id"])
     assert unit.unit.parent_id == series_id  # attached where the contract says
+    cleared = admin.post("/admin/archives/contrat", {"organisation": "lamentin",
+                                                    "motif": "fin du test"})
+    assert cleared.status_code == 303  # the other tests deposit without a contract
+    assert platform.live.app.state.archives.contracts.get("lamentin")["formats"] == []
 
 
 def test_deposit_form_progress_path(platform, console) -> None:
