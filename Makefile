@@ -47,6 +47,7 @@ run: $(STAMP)
 ## Debian's Chromium for the browser tests (never a downloaded browser).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@test -x /usr/sbin/clamd || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null)
 	@test -d tests/e2e/node_modules/axe-core || (cd tests/e2e && npm install --silent --no-audit --no-fund)
 
 ## make test: the whole suite (embedded backends; PostgreSQL + Redis too when reachable).

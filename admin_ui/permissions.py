@@ -46,6 +46,9 @@ ACTIONS: dict[str, str] = {
     "archives.eliminate": "proposer l'élimination d'archives dont la DUA est échue",
     "archives.visa": "viser (ou refuser) les bordereaux d'élimination",
     "archives.audit": "lancer et consulter les audits d'intégrité des archives",
+    "archives.manage": "partager une unité, changer ses règles, fixer le contrat d'entrée de "
+                       "l'organisation",
+    "archives.rules": "importer le référentiel des règles de gestion",
 }
 
 EVERYTHING = frozenset(ACTIONS)
@@ -54,7 +57,10 @@ EVERYTHING = frozenset(ACTIONS)
 MATRIX: dict[str, frozenset[str]] = {
     # Only the archival authority visas eliminations and only the producer's archivist
     # proposes them (Code du patrimoine L212-2), whoever administers the platform.
-    "ctm_admin": EVERYTHING - {"archives.visa", "archives.eliminate"},
+    # The producer's archivists and administrators deposit and manage its archives (sharing,
+    # rules, contract): the platform's administrator does not act for a commune.
+    "ctm_admin": EVERYTHING - {"archives.visa", "archives.eliminate", "archives.manage",
+                               "archives.rules", "archives.deposit"},
     "support": frozenset({
         "dashboard.view", "people.view", "people.lock", "people.recover", "consents.view",
         "audit.view", "mandates.manage",
@@ -62,13 +68,15 @@ MATRIX: dict[str, frozenset[str]] = {
     "catalogue_manager": frozenset({"dashboard.view", "services.view", "services.fibre"}),
     "approver": frozenset({"dashboard.view", "services.view", "services.approve",
         "services.fibre"}),
-    "archival_authority": frozenset({"dashboard.view", "archives.visa", "archives.audit"}),
+    "archival_authority": frozenset({"dashboard.view", "archives.visa", "archives.audit",
+        "archives.rules"}),
     "org_admin": frozenset({"dashboard.view", "clients.view", "clients.manage", "orgs.view",
-        "members.manage", "services.view", "services.order", "archives.view", "archives.deposit"}),
+        "members.manage", "services.view", "services.order", "archives.view", "archives.deposit",
+        "archives.manage", "archives.rules"}),
     "viewer": frozenset({"dashboard.view", "clients.view", "orgs.view", "services.view",
         "archives.view"}),
     "archivist": frozenset({"dashboard.view", "archives.view", "archives.eliminate",
-        "archives.deposit"}),
+        "archives.deposit", "archives.manage", "archives.rules"}),
     "buyer": frozenset({"dashboard.view", "services.view", "services.order"}),
 }
 

@@ -9,22 +9,28 @@ quota_bytes, *, actor, reason)``, ``close_space(organisation, *, actor, reason)`
 from archivage.config import ArchivesSettings
 from archivage.schemas import (
     Actor,
+    ContractRequest,
     DepositMetadata,
     RuleAssignment,
+    RuleChange,
     ShareRequest,
     UnitMetadata,
 )
 from archivage.services import Archives, IncomingFile, LineDecision, SpaceUsage
+from archivage.services.rules import ReferentialRefused
 from archivage.services.spaces import SpaceService
 
 __all__ = [
     "Actor",
     "Archives",
     "ArchivesSettings",
+    "ContractRequest",
     "DepositMetadata",
     "IncomingFile",
     "LineDecision",
+    "ReferentialRefused",
     "RuleAssignment",
+    "RuleChange",
     "ShareRequest",
     "SpaceService",
     "SpaceUsage",

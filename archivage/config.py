@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ArchivesSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MC_ARCHIVES_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MC_ARCHIVES_", extra="ignore",
+                                      populate_by_name=True)
 
     # ARK Name Assigning Authority Number; 99999 is the test NAAN of the ARK specification.
     naan: str = "99999"
@@ -25,3 +27,6 @@ class ArchivesSettings(BaseSettings):
     audit_interval_seconds: int = 24 * 3600
     # How often each worker looks for package ingest operations to process (seconds).
     operations_poll_seconds: float = 1.0
+    # ClamAV's daemon (a unix socket path, or tcp://host:port): when set, every file of a
+    # deposit or package is scanned before it is stored (``archivage/clamav.py``).
+    clamav_socket: str | None = Field(default=None, validation_alias="MC_CLAMAV_SOCKET")

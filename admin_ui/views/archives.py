@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -24,14 +25,27 @@ from admin_ui.deps import (
     check_csrf,
     flash,
     get_csrf,
+    get_provider,
     redirect,
     render,
 )
 from admin_ui.permissions import MATRIX
-from archivage import Actor, Archives, DepositMetadata, IncomingFile, LineDecision
+from archivage import (
+    Actor,
+    Archives,
+    ContractRequest,
+    DepositMetadata,
+    IncomingFile,
+    LineDecision,
+    ReferentialRefused,
+    RuleAssignment,
+    RuleChange,
+    ShareRequest,
+)
 from idp import PLATFORM_ROLES
 from plateforme.blobs import receive
-from plateforme.errors import Forbidden, InvalidInput
+from plateforme.clock import utcnow
+from plateforme.errors import Forbidden, InvalidInput, NotFound
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -90,20 +104,63 @@ def search(request: Request, staff: StaffDep, organisation: str | None = None,
     })
 
 
+RULE_CATEGORIES = {"AppraisalRule": "DUA", "AccessRule": "communicabilité",
+                   "HoldRule": "gel"}
+RULE_FIELDS = {"AppraisalRule": "dua", "AccessRule": "communicabilite", "HoldRule": "gel"}
+
+
+def _unit_page(request: Request, staff: Staff, org: str, unit_id: str, *,
+               errors: dict[str, str] | None = None, values: dict[str, str] | None = None,
+               status_code: int = 200) -> Response:
+    archives = _archives(request)
+    actor = _actor(staff, org)
+    view = archives.units.get(actor, unit_id)
+    owner = view.access == "owner"
+    events = archives.units.logbook(actor, unit_id) if owner else []
+    manage = owner and staff.perms.can("archives.manage", org)
+    context: dict[str, Any] = {
+        "title": ("Erreur : " if errors else "") + view.unit.title, "section": "archives",
+        "organisation": org, "unit": view.as_dict(),
+        "children": archives.units.children(actor, unit_id),
+        "events": [{"at": e.at, "type": EVENT_LABELS.get(e.event_type, e.event_type),
+                    "outcome": e.outcome, "agent": e.agent, "seq": e.seq} for e in events],
+        "manage": manage, "errors": errors or {}, "values": values or {},
+    }
+    if manage:
+        provider = get_provider(request)
+        context["shares"] = [share_view(s) for s in archives.units.shares(actor, unit_id)]
+        context["partners"] = [o for o in provider.organisations.list() if o.slug != org]
+        own = {r.category: r for r in archives.units.own_rules(actor, unit_id)}
+        context["own_rules"] = own
+        context["rule_choices"] = {c: [r for r in archives.rules.list() if r.rule_type == c]
+                                   for c in RULE_CATEGORIES}
+        context["rule_labels"] = RULE_CATEGORIES
+        context["rule_fields"] = RULE_FIELDS
+        if not values:
+            context["values"] = {
+                **{f"{RULE_FIELDS[c]}": r.rule_id for c, r in own.items()},
+                **{f"{RULE_FIELDS[c]}_debut": r.start_date.isoformat() for c, r in own.items()},
+                "sort_final": own["AppraisalRule"].final_action or ""
+                if "AppraisalRule" in own else "",
+                **{f"bloquer_{RULE_FIELDS[c]}": "on"
+                   for c in view.as_dict()["rules"]["blocked"] if c in RULE_FIELDS},
+            }
+    return render(request, "archives/unit.html", context, status_code=status_code)
+
+
+def share_view(share: Any) -> dict[str, Any]:
+    until = share.until if share.until.tzinfo else share.until.replace(tzinfo=UTC)
+    active = share.revoked_at is None and until > utcnow()
+    return {"id": share.id, "organisation": share.grantee, "until": until.date().isoformat(),
+            "created_by": share.created_by, "active": active,
+            "state": "actif" if active else ("révoqué" if share.revoked_at else "échu")}
+
+
 @router.get("/archives/unites/{unit_id}", name="admin.archives.unit")
 def unit(unit_id: str, request: Request, staff: StaffDep, organisation: str | None = None
          ) -> Response:
     org = _chosen(staff, "archives.view", organisation)
-    archives = _archives(request)
-    actor = _actor(staff, org)
-    view = archives.units.get(actor, unit_id)
-    events = archives.units.logbook(actor, unit_id) if view.access == "owner" else []
-    return render(request, "archives/unit.html", {
-        "title": view.unit.title, "section": "archives", "organisation": org,
-        "unit": view.as_dict(), "children": archives.units.children(actor, unit_id),
-        "events": [{"at": e.at, "type": EVENT_LABELS.get(e.event_type, e.event_type),
-                    "outcome": e.outcome, "agent": e.agent, "seq": e.seq} for e in events],
-    })
+    return _unit_page(request, staff, org, unit_id)
 
 
 @router.get("/archives/unites/{unit_id}/fichiers/{object_id}", name="admin.archives.download")
@@ -193,7 +250,10 @@ async def deposit(request: Request, staff: StaffDep) -> Response:
         await run_in_threadpool(shutil.rmtree, staging, True)
     flash(request, f"Versement accepté : {len(ack['files'])} fichier(s), identifiant "
                    f"{ack['units'][0]['ark']}.")
-    return redirect(f"/admin/archives/unites/{ack['units'][0]['id']}?organisation={org}")
+    target = f"/admin/archives/unites/{ack['units'][0]['id']}?organisation={org}"
+    if request.headers.get("x-progression") == "xhr":  # the progress script navigates itself
+        return JSONResponse({"location": target})
+    return redirect(target)
 
 
 # --- elimination ----------------------------------------------------------------------------
@@ -220,10 +280,10 @@ def eliminations(request: Request, staff: StaffDep, organisation: str | None = N
 
 @router.post("/archives/eliminations", name="admin.archives.propose")
 def propose(request: Request, staff: FormStaffDep,
-            organisation: Annotated[str, Form(max_length=100)],
+            organisation: Annotated[str, Form(max_length=100)] = "",
             unites: Annotated[list[str] | None, Form()] = None,
             motif: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    staff.require("archives.eliminate", organisation)
+    organisation = _chosen(staff, "archives.eliminate", organisation or None)
     if not unites:
         raise InvalidInput("Cochez au moins une unité à proposer à l'élimination.")
     elimination = _archives(request).eliminations.propose(
@@ -300,3 +360,219 @@ async def run_audit(request: Request, staff: FormStaffDep) -> Response:
     flash(request, f"Audit terminé : {report.checked} fichiers, {report.missing} copies "
                    f"manquantes, {report.corrupt} altérées, {report.repaired} réparées.")
     return redirect("/admin/archives/audits")
+
+
+# --- sharing --------------------------------------------------------------------------------
+
+MAX_CSV_BYTES = 2 * 1024 * 1024
+
+
+def _field_errors(exc: InvalidInput, fields: dict[str, str], default: str) -> dict[str, str]:
+    return {fields.get(exc.field or "", default): exc.message}
+
+
+@router.post("/archives/unites/{unit_id}/partages", name="admin.archives.share")
+def share(unit_id: str, request: Request, staff: FormStaffDep,
+          organisation: Annotated[str, Form(max_length=100)] = "",
+          partenaire: Annotated[str, Form(max_length=100)] = "",
+          fin: Annotated[str, Form(max_length=20)] = "",
+          motif: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Share the unit (read only, with what lies below it) until the end of ``fin``."""
+    org = _chosen(staff, "archives.manage", organisation or None)
+    values = {"partenaire": partenaire, "fin": fin, "motif_partage": motif}
+    errors: dict[str, str] = {}
+    if not partenaire.strip():
+        errors["partage-organisation"] = "Choisissez l'organisation destinataire."
+    until: date | None = None
+    try:
+        until = date.fromisoformat(fin.strip())
+    except ValueError:
+        errors["partage-fin"] = "Indiquez la date de fin du partage (AAAA-MM-JJ)."
+    if errors or until is None:
+        return _unit_page(request, staff, org, unit_id, errors=errors, values=values,
+                          status_code=422)
+    try:
+        _archives(request).units.share(_actor(staff, org), unit_id, ShareRequest(
+            organisation=partenaire.strip(), reason=motif.strip() or None,
+            until=datetime.combine(until, time(23, 59, 59), tzinfo=UTC)))
+    except InvalidInput as exc:
+        return _unit_page(request, staff, org, unit_id, values=values, status_code=422,
+                          errors=_field_errors(exc, {"organisation": "partage-organisation",
+                                                     "until": "partage-fin"},
+                                               "partage-organisation"))
+    flash(request, f"Unité partagée avec « {partenaire.strip()} » jusqu'au "
+                   f"{until.strftime('%d/%m/%Y')} (lecture seule).")
+    return redirect(f"/admin/archives/unites/{unit_id}?organisation={org}")
+
+
+@router.post("/archives/partages/{share_id}/revoquer", name="admin.archives.revoke_share")
+def revoke_share(share_id: str, request: Request, staff: FormStaffDep,
+                 organisation: Annotated[str, Form(max_length=100)] = "") -> Response:
+    org = _chosen(staff, "archives.manage", organisation or None)
+    revoked = _archives(request).units.revoke_share(_actor(staff, org), share_id,
+                                                    reason="révoqué depuis la console")
+    flash(request, f"Partage avec « {revoked.grantee} » révoqué.")
+    return redirect(f"/admin/archives/unites/{revoked.unit_id}?organisation={org}")
+
+
+# --- management rules -----------------------------------------------------------------------
+
+
+@router.post("/archives/unites/{unit_id}/regles", name="admin.archives.unit_rules")
+async def change_unit_rules(unit_id: str, request: Request, staff: FormStaffDep) -> Response:
+    """Set the unit's own rules (one per category, or none: inherited) with a reason."""
+    form = await request.form()
+    values = {k: str(v).strip()[:200] for k, v in form.multi_items()
+              if k != "csrf_token" and isinstance(v, str)}
+    org = _chosen(staff, "archives.manage", values.get("organisation") or None)
+    errors: dict[str, str] = {}
+    assignments: list[RuleAssignment] = []
+    for category, name in RULE_FIELDS.items():
+        rule_id = values.get(name, "")
+        if not rule_id:
+            continue
+        start: date | None = None
+        if values.get(f"{name}_debut"):
+            try:
+                start = date.fromisoformat(values[f"{name}_debut"])
+            except ValueError:
+                errors[f"regles-{name}_debut"] = "Date invalide (AAAA-MM-JJ)."
+                continue
+        final = values.get("sort_final") or None if category == "AppraisalRule" else None
+        if final not in (None, "conserver", "détruire", "trier"):
+            errors["regles-sort_final"] = "Sort final inconnu."
+            continue
+        assignments.append(RuleAssignment.model_validate(
+            {"rule_id": rule_id, "start_date": start, "final_action": final}))
+    motif = values.get("motif", "")
+    if len(motif) < 3:
+        errors["regles-motif"] = "Indiquez le motif du changement (3 caractères au moins)."
+    if errors:
+        return _unit_page(request, staff, org, unit_id, errors=errors, values=values,
+                          status_code=422)
+    blocked = [c for c, name in RULE_FIELDS.items() if values.get(f"bloquer_{name}")]
+    try:
+        await run_in_threadpool(_archives(request).units.change_rules, _actor(staff, org),
+                                unit_id, RuleChange(rules=assignments, block=blocked,
+                                                    reason=motif[:1000]))
+    except InvalidInput as exc:
+        return _unit_page(request, staff, org, unit_id, values=values, status_code=422,
+                          errors={"regles-dua": exc.message})
+    flash(request, "Règles de l'unité modifiées ; les échéances de sa descendance sont "
+                   "recalculées.")
+    return redirect(f"/admin/archives/unites/{unit_id}?organisation={org}")
+
+
+def _rules_page(request: Request, staff: Staff, reasons: list[str] | None = None,
+                status_code: int = 200) -> Response:
+    return render(request, "archives/rules.html", {
+        "title": ("Erreur : " if reasons else "") + "Référentiel des règles de gestion",
+        "section": "archives", "rules": _archives(request).rules.list(),
+        "labels": RULE_CATEGORIES, "can_import": staff.perms.can_somewhere("archives.rules"),
+        "reasons": reasons or [], "errors": {
+            "regles-fichier": f"référentiel refusé ({len(reasons)} erreur(s), détaillées "
+                              "sous le champ)"} if reasons else {},
+    }, status_code=status_code)
+
+
+@router.get("/archives/regles", name="admin.archives.rules")
+def rules(request: Request, staff: StaffDep) -> Response:
+    if not (staff.perms.can_somewhere("archives.view")
+            or staff.perms.can_somewhere("archives.rules")):
+        raise Forbidden("action non autorisée")
+    return _rules_page(request, staff)
+
+
+@router.post("/archives/regles", name="admin.archives.rules_import")
+async def import_rules(request: Request, staff: FormStaffDep) -> Response:
+    """Import a référentiel in Vitam's CSV shape: all of it, or nothing with every error."""
+    org = _chosen(staff, "archives.rules", None)
+    form = await request.form()
+    upload = form.get("fichier")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _rules_page(request, staff, ["choisissez un fichier CSV"], 422)
+    data = await upload.read(MAX_CSV_BYTES + 1)
+    if len(data) > MAX_CSV_BYTES:
+        return _rules_page(request, staff, ["le fichier dépasse 2 Mio"], 422)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _rules_page(request, staff, ["le fichier n'est pas encodé en UTF-8"], 422)
+    try:
+        count = await run_in_threadpool(_archives(request).rules.import_csv, text,
+                                        actor=_actor(staff, org))
+    except ReferentialRefused as exc:
+        return _rules_page(request, staff, exc.reasons, 422)
+    flash(request, f"Référentiel importé : {count} règle(s) créée(s) ou mise(s) à jour.")
+    return redirect("/admin/archives/regles")
+
+
+# --- ingest contract ------------------------------------------------------------------------
+
+
+def _contract_page(request: Request, staff: Staff, org: str, values: dict[str, str] | None,
+                   errors: dict[str, str], status_code: int = 200) -> Response:
+    contract = _archives(request).contracts.get(org)
+    if values is None:
+        size = contract["max_file_bytes"]
+        values = {"formats": "\n".join(contract["formats"]),
+                  "taille_max": str(size) if size else "",
+                  "fichiers_max": str(contract["max_files"] or ""),
+                  "rattachement": contract["attachment_unit"] or ""}
+    return render(request, "archives/contract.html", {
+        "title": ("Erreur : " if errors else "") + "Contrat d'entrée", "section": "archives",
+        "organisation": org, "organisations": _organisations(staff, "archives.view"),
+        "contract": contract, "values": values, "errors": errors,
+        "manage": staff.perms.can("archives.manage", org)}, status_code=status_code)
+
+
+@router.get("/archives/contrat", name="admin.archives.contract")
+def contract(request: Request, staff: StaffDep, organisation: str | None = None) -> Response:
+    org = _chosen(staff, "archives.view", organisation)
+    return _contract_page(request, staff, org, None, {})
+
+
+def _positive(value: str, field: str, errors: dict[str, str]) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        errors[field] = "Indiquez un nombre entier positif, ou laissez vide (pas de limite)."
+        return None
+    return int(value)
+
+
+@router.post("/archives/contrat", name="admin.archives.contract_set")
+def set_contract(request: Request, staff: FormStaffDep,
+                 organisation: Annotated[str, Form(max_length=100)] = "",
+                 formats: Annotated[str, Form(max_length=10000)] = "",
+                 taille_max: Annotated[str, Form(max_length=20)] = "",
+                 fichiers_max: Annotated[str, Form(max_length=10)] = "",
+                 rattachement: Annotated[str, Form(max_length=100)] = "",
+                 motif: Annotated[str, Form(max_length=1000)] = "") -> Response:
+    org = _chosen(staff, "archives.manage", organisation or None)
+    values = {"formats": formats, "taille_max": taille_max.strip(),
+              "fichiers_max": fichiers_max.strip(), "rattachement": rattachement.strip(),
+              "motif": motif}
+    errors: dict[str, str] = {}
+    max_bytes = _positive(values["taille_max"], "contrat-taille_max", errors)
+    max_files = _positive(values["fichiers_max"], "contrat-fichiers_max", errors)
+    if max_files is not None and max_files > 100000:
+        errors["contrat-fichiers_max"] = "100 000 fichiers au plus."
+    listed = [f.strip() for f in formats.replace(",", "\n").splitlines() if f.strip()]
+    if len(listed) > 200:
+        errors["contrat-formats"] = "200 formats au plus."
+    if len(motif.strip()) < 3:
+        errors["contrat-motif"] = "Indiquez le motif du changement (3 caractères au moins)."
+    if errors:
+        return _contract_page(request, staff, org, values, errors, 422)
+    attachment = values["rattachement"].rsplit("/", 1)[-1] or None  # an id or its ARK
+    try:
+        _archives(request).contracts.set(_actor(staff, org), ContractRequest(
+            formats=listed, max_file_bytes=max_bytes, max_files=max_files,
+            attachment_unit=attachment, reason=motif.strip()))
+    except (InvalidInput, NotFound) as exc:
+        return _contract_page(request, staff, org, values, {"contrat-rattachement": exc.message}
+                              if exc.field == "attachment_unit" else
+                              {"contrat-formats": exc.message}, 422)
+    flash(request, "Contrat d'entrée enregistré : il s'applique aux prochains versements.")
+    return redirect(f"/admin/archives/contrat?organisation={org}")

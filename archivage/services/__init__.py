@@ -11,6 +11,7 @@ from sqlmodel import Session
 from archivage import fulltext
 from archivage.config import ArchivesSettings
 from archivage.interfaces import OrganisationDirectory, Signer
+from archivage.repository import subtree
 from archivage.schemas import Actor
 from archivage.services.contracts import ContractService
 from archivage.services.deposits import DepositService, IncomingFile
@@ -57,7 +58,9 @@ class Archives:
         """A unit and what lies below it as a zipped BagIt bag (reversibility); the owner
         and the organisations it is shared with may export it. Logged."""
         with Session(self.engine, expire_on_commit=False) as session:
-            unit, _ = self.units._visible(session, actor, unit_id)
+            unit, access = self.units._visible(session, actor, unit_id)
+            for below in subtree(session=session, unit=unit):  # the bag holds every file
+                self.units.require_communicable(session, actor, below, access)
             path = self.operations.export(unit, session, dest, agent=actor.label)
             append(session, AuditRecord(
                 action="archives.export", actor=actor.label, organisation=actor.organisation,

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from archivage import fulltext, logbook
+from archivage.clamav import ClamdClient
 from archivage.config import ArchivesSettings
 from archivage.formats import FileFormat, identify, is_text
 from archivage.identifiers import ark, mint, neutral_filename
@@ -40,6 +41,7 @@ from archivage.repository import get_deposit_by_key, live_references
 from archivage.schemas import Actor, DepositMetadata, UnitMetadata
 from archivage.services import contracts
 from archivage.services import rules as rules_service
+from archivage.services.antivirus import Antivirus
 from archivage.services.spaces import charge, check_can_deposit, ensure_space
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import ReplicatedBlobs, StagedFile
@@ -87,6 +89,8 @@ class DepositService:
         self._blobs = blobs
         self._config = config
         self.staging_root = Path(data_dir) / "archives" / "staging"
+        self.antivirus = (Antivirus(engine, ClamdClient(config.clamav_socket))
+                          if config.clamav_socket else None)
 
     # -- before the body is read -----------------------------------------------------------
 
@@ -146,6 +150,8 @@ class DepositService:
                 if session.get(Rule, assignment.rule_id) is None:
                     raise InvalidInput(f"Règle « {assignment.rule_id} » absente du "
                                        "référentiel.", field="rules")
+        if self.antivirus is not None:  # before anything is stored
+            self.antivirus.check(actor, organisation, [(f.filename, f.staged) for f in files])
         intents = self._store(files)
         try:
             ack = self._record(actor, organisation, key, fingerprint, metadata, files,

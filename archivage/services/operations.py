@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archivage import fulltext, logbook, packages
+from archivage.clamav import ScanFailed, VirusFound
 from archivage.config import ArchivesSettings
 from archivage.formats import identify
 from archivage.identifiers import ark, mint, neutral_filename
@@ -201,6 +202,14 @@ class OperationService:
         formats = {path: identify(f.staged.path) for path, f in incoming.items()}
         total = sum(f.size for f in package.files)
         reasons: list[Reason] = []
+        agency = (package.transferring_agency or "").strip()
+        if package.kind == "seda" and agency != organisation:
+            # a SEDA transfer is sent by the organisation it names, none other
+            reasons.append(Reason(
+                "transferring_agency.mismatch",
+                f"Service versant « {agency or '(absent)'} » différent de l'organisation "
+                f"qui transmet le paquet (« {organisation} ») : un transfert SEDA est "
+                "versé par le service versant qu'il désigne."))
         with Session(self._engine, expire_on_commit=False) as session:
             space = ensure_space(session, organisation, self._config.default_quota_bytes)
             session.commit()
@@ -220,6 +229,14 @@ class OperationService:
                                               "sort final (Keep ou Destroy) manquant."))
         if reasons:
             raise PackageRefused(reasons)
+        if self._deposits.antivirus is not None:  # every file, before anything is stored
+            try:
+                self._deposits.antivirus.check(actor, organisation, [
+                    (f.filename, f.staged) for f in incoming.values()])
+            except (VirusFound, ScanFailed) as refused:
+                raise PackageRefused([Reason(
+                    "file.virus" if isinstance(refused, VirusFound) else "antivirus.error",
+                    refused.message)]) from refused
         intents = self._deposits._store(list(incoming.values()))
         try:
             return self._record(actor, operation, package, key, incoming, formats, parent,

@@ -58,11 +58,19 @@ def end_of(rule: Rule, start: date) -> date | None:
     return add_duration(start, rule.duration, rule.measurement)
 
 
+class ReferentialRefused(InvalidInput):
+    """A référentiel with errors: ``reasons`` lists every one, with its line."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("Référentiel refusé : " + " ; ".join(reasons) + ".")
+        self.reasons = reasons
+
+
 def parse_csv(data: str) -> list[Rule]:
     """Read a référentiel in Vitam's CSV shape; every problem is reported with its line."""
     reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff")))
     if [h.strip() for h in (reader.fieldnames or [])][:6] != CSV_HEADER:
-        raise InvalidInput("En-tête attendu : " + ",".join(CSV_HEADER) + ".")
+        raise ReferentialRefused(["en-tête attendu : " + ",".join(CSV_HEADER)])
     rules: list[Rule] = []
     errors: list[str] = []
     seen: set[str] = set()
@@ -96,7 +104,7 @@ def parse_csv(data: str) -> list[Rule]:
                           description=(row.get("RuleDescription") or "").strip() or None,
                           duration=duration, measurement=measurement))
     if errors:
-        raise InvalidInput("Référentiel refusé : " + " ; ".join(errors[:50]) + ".")
+        raise ReferentialRefused(errors)
     return rules
 
 

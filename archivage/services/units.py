@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, delete
+from sqlmodel import Session, col, delete, select
 
 from archivage import logbook
 from archivage.config import ArchivesSettings
@@ -43,6 +43,19 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def closed_until(unit: Unit, access: str, today: date) -> date | None:
+    """Until when the unit's content stays closed to a reader (Code du patrimoine L213-2):
+    ``None`` when it may be read. The producing organisation (``owner``) keeps access to its
+    own records; an organisation it is shared with waits for the end of the communicability
+    delay (a share is not a dérogation, L213-3). An access rule of unlimited duration closes
+    the content to them for good (``date.max``)."""
+    if access == "owner" or unit.access_rule is None:
+        return None
+    if unit.access_end is None:
+        return date.max
+    return unit.access_end if unit.access_end > today else None
+
+
 @dataclass(frozen=True)
 class UnitView:
     unit: Unit
@@ -67,6 +80,7 @@ class UnitView:
                       "access_end": _d(u.access_end), "on_hold": u.on_hold,
                       "blocked": json.loads(u.blocked)},
             "objects": [object_dict(o) for o in self.objects],
+            "communicable": closed_until(u, self.access, utcnow().date()) is None,
         }
 
 
@@ -160,6 +174,7 @@ class UnitService:
             if obj.destroyed_at is not None:
                 raise NotFound("Ce fichier a été détruit (élimination visée) ; seules ses "
                                "métadonnées sont conservées.")
+            self.require_communicable(session, actor, unit, access)
             stream = self._blobs.open(obj.blob_key)
             logbook.append(session, "access", organisation=unit.organisation, unit_id=unit.id,
                            object_id=obj.id, agent=actor.label,
@@ -171,6 +186,26 @@ class UnitService:
                 details={"object": obj.id, "owner": unit.organisation, "access": access}))
             session.commit()
             return Download(obj, stream)
+
+    def require_communicable(self, session: Session, actor: Actor, unit: Unit, access: str
+                             ) -> None:
+        """Refuse (and audit) reading the content of a unit still under its communicability
+        delay to anyone but its producer."""
+        until = closed_until(unit, access, utcnow().date())
+        if until is None:
+            return
+        append(session, AuditRecord(
+            action="archives.download", actor=actor.label, organisation=actor.organisation,
+            target=self.ark(unit.id), address=actor.address, outcome="refused",
+            reason="non communicable", details={"owner": unit.organisation,
+                                                "access_rule": unit.access_rule}))
+        session.commit()
+        raise Forbidden(
+            "Document non communicable à votre organisation avant le "
+            f"{until.strftime('%d/%m/%Y')} (délai de communicabilité, Code du patrimoine "
+            "L213-2) ; ses métadonnées restent consultables." if until != date.max else
+            "Document non communicable à votre organisation (règle de communicabilité sans "
+            "terme, Code du patrimoine L213-2) ; ses métadonnées restent consultables.")
 
     # -- sharing -------------------------------------------------------------------------
 
@@ -235,6 +270,13 @@ class UnitService:
             return share
 
     # -- rules -----------------------------------------------------------------------------
+
+    def own_rules(self, actor: Actor, unit_id: str) -> list[UnitRule]:
+        """The rules set on the unit itself (not those it inherits), for its owner."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            unit = self._owned(session, actor, unit_id)
+            return list(session.exec(select(UnitRule).where(col(UnitRule.unit_id) == unit.id)
+                                     .order_by(col(UnitRule.category))).all())
 
     def change_rules(self, actor: Actor, unit_id: str, change: RuleChange) -> UnitView:
         """Set the unit's own rules and blocked categories (with a reason); the effective

@@ -38,6 +38,8 @@ SERVICES_VIEW = {"ctm_admin", "catalogue_manager", "approver", "org_admin", "vie
 SERVICES_BUY = {"org_admin", "buyer"}  # the catalogue refuses orders from the CTM's admin
 SERVICES_APPROVE = {"ctm_admin", "approver"}
 SERVICES_FIBRE = {"ctm_admin", "catalogue_manager", "approver"}
+ARCHIVES_VIEW = {"ctm_admin", "org_admin", "viewer", "archivist"}
+ARCHIVES_MANAGE = {"org_admin", "archivist"}  # the producer's own staff deposit and manage
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,30 @@ ROUTES = [
     R("GET", "/admin/services/releves", SERVICES_VIEW),
     R("GET", "/admin/services/releves?mois=2026-01", SERVICES_VIEW),
     R("GET", "/admin/services/releves.csv", SERVICES_VIEW),
+    # archives (the unknown unit, file, share and bordereau answer 404 once allowed)
+    R("GET", "/admin/archives", ARCHIVES_VIEW),
+    R("GET", "/admin/archives/unites/unite-inconnue", ARCHIVES_VIEW, status=404),
+    R("GET", "/admin/archives/unites/unite-inconnue/fichiers/objet-inconnu", ARCHIVES_VIEW,
+      status=404),
+    R("GET", "/admin/archives/versement", ARCHIVES_MANAGE),
+    R("POST", "/admin/archives/versement", ARCHIVES_MANAGE),
+    R("POST", "/admin/archives/unites/unite-inconnue/partages", ARCHIVES_MANAGE, status=404),
+    R("POST", "/admin/archives/partages/partage-inconnu/revoquer", ARCHIVES_MANAGE,
+      status=404),
+    R("POST", "/admin/archives/unites/unite-inconnue/regles", ARCHIVES_MANAGE, status=404),
+    R("GET", "/admin/archives/regles", ARCHIVES_VIEW | {"archival_authority"}),
+    R("POST", "/admin/archives/regles", ARCHIVES_MANAGE | {"archival_authority"}),
+    R("GET", "/admin/archives/contrat", ARCHIVES_VIEW),
+    R("POST", "/admin/archives/contrat", ARCHIVES_MANAGE),
+    R("GET", "/admin/archives/eliminations", {"archivist", "archival_authority"}),
+    R("POST", "/admin/archives/eliminations", {"archivist"}),
+    R("GET", "/admin/archives/eliminations/bordereau-inconnu",
+      ARCHIVES_VIEW | {"archival_authority"}, status=404),
+    R("POST", "/admin/archives/eliminations/bordereau-inconnu/visa", {"archival_authority"}),
+    R("GET", "/admin/archives/eliminations/bordereau-inconnu/certificat",
+      ARCHIVES_VIEW | {"archival_authority"}, status=404),
+    R("GET", "/admin/archives/audits", {"ctm_admin", "archival_authority"}),
+    R("POST", "/admin/archives/audits", {"ctm_admin", "archival_authority"}, status=303),
 ]
 
 
@@ -259,7 +285,9 @@ def test_every_console_route_is_in_the_table(platform: Any) -> None:
                     "{platform}": "{client_id}", "{person}": "{user_id}",
                     "{mandate}": "{mandate_id}",
                     "jeton-inconnu": "{token}", "cle-inconnue": "{kid}",
-                    "lamentin": "{slug}", "schoelcher": "{slug}", "/ctm": "/{slug}"}
+                    "lamentin": "{slug}", "schoelcher": "{slug}", "/ctm": "/{slug}",
+                    "unite-inconnue": "{unit_id}", "objet-inconnu": "{object_id}",
+                    "partage-inconnu": "{share_id}", "bordereau-inconnu": "{elimination_id}"}
     normalised = set()
     for method, path in tested:
         for old, new in placeholders.items():
