@@ -36,7 +36,8 @@ from archivage.services.spaces import charge, check_can_deposit, ensure_space
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import StagedFile
 from plateforme.clock import utcnow
-from plateforme.errors import InvalidInput, NotFound
+from plateforme import metrics
+from plateforme.errors import DomainError, InvalidInput, NotFound
 
 log = logging.getLogger("archivage.operations")
 
@@ -142,8 +143,10 @@ class OperationService:
                 accepted=True, unit_ids=mapping)
             self._finish(operation, "accepted", ack, reply)
         except PackageRefused as refused:
+            metrics.record_deposit("rejected")
             self._refuse(operation, package, refused.reasons)
-        except InvalidInput as invalid:  # contract, quota, rules: refusals too
+        except DomainError as invalid:  # contract, quota, closed space, rules: refusals too
+            metrics.record_deposit("rejected")
             self._refuse(operation, package, [Reason("ingest.refused", invalid.message)])
         except Exception:
             log.exception("operation %s failed", operation.id)
@@ -335,6 +338,7 @@ class OperationService:
                 target=operation.id, details={"kind": package.kind, "units": len(created),
                                               "files": len(objects), "bytes": total}))
             session.commit()
+        metrics.record_deposit("accepted", total)
         return ack, mapping
 
     # -- export --------------------------------------------------------------------------
