@@ -41,10 +41,10 @@ from archivage.schemas import Actor, DepositMetadata, UnitMetadata
 from archivage.services import contracts
 from archivage.services import rules as rules_service
 from archivage.services.spaces import charge, check_can_deposit, ensure_space
+from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import ReplicatedBlobs, StagedFile
 from plateforme.clock import utcnow
-from plateforme import metrics
 from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("archivage.deposits")

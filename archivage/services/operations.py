@@ -33,10 +33,10 @@ from archivage.services import contracts
 from archivage.services import rules as rules_service
 from archivage.services.deposits import SEDA_VERSION, DepositService, IncomingFile, require_writer
 from archivage.services.spaces import charge, check_can_deposit, ensure_space
+from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import StagedFile
 from plateforme.clock import utcnow
-from plateforme import metrics
 from plateforme.errors import DomainError, InvalidInput, NotFound
 
 log = logging.getLogger("archivage.operations")

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import text
 
 from plateforme.audit import AuditQuery
-
 from tests.conftest import Platform
 from tests.functional.archivage.conftest import ArchiveClient
 from tests.functional.services_mutualises.conftest import Api, person_api
