@@ -88,7 +88,14 @@ def register_part(part: BackupPart) -> None:
 
 
 def registered_parts() -> list[BackupPart]:
+    _register_domains()
     return list(_parts)
+
+
+def _register_domains() -> None:
+    """The composition root's parts (the archives) register when their module is imported;
+    the CLI's backup and restore run without building the application."""
+    import martinique_connect.archive_backup  # noqa: F401 - registers the archives' part
 
 
 @dataclass
@@ -201,7 +208,7 @@ def backup(engine: Engine, settings: Settings, target: Path) -> dict[str, Any]:
     manifest["audit"] = {"entries": seq, "head_hash": head}
     manifest["secret_key"] = _backup_secret(settings, target)
     manifest["parts"] = {}
-    for part in _parts:
+    for part in registered_parts():
         folder = target / "parts"
         folder.mkdir(exist_ok=True)
         path = folder / f"{part.name}.jsonl"
@@ -416,7 +423,7 @@ def verify(engine: Engine, settings: Settings, source: Path, manifest: dict[str,
         report.problems.append("le journal d'audit restauré ne finit pas comme celui sauvegardé")
     report.problems.extend(_check_signing_keys(engine, settings))
     for name, info in manifest.get("parts", {}).items():
-        part = next((p for p in _parts if p.name == name), None)
+        part = next((p for p in registered_parts() if p.name == name), None)
         if part is None:
             report.problems.append(f"partie {name} sauvegardée mais inconnue de cette version")
             continue

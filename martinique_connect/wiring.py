@@ -239,3 +239,4 @@ async def archives_maintenance(archives: Archives, store: Any) -> None:
                 await run_in_threadpool(archives.periodic, lock=store)
         except Exception:  # noqa: BLE001 - logged; the next round tries again
             logging.getLogger("archivage").exception("archives maintenance failed")
+

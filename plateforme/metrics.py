@@ -87,9 +87,9 @@ GRANT_TYPES = frozenset({
 AUDIT_OUTCOMES = frozenset({"success", "failure", "refused", "error"})
 AUDIT_CHECKS = frozenset({"journal", "archive_fixity", "archive_logbook"})
 DEPOSIT_OUTCOMES = frozenset({"accepted", "rejected"})
+# The product order states of services_mutualises (TMF622).
 ORDER_STATES = frozenset({
-    "draft", "submitted", "approved", "rejected", "provisioning", "delivered", "active",
-    "failed", "cancelled", "terminated",
+    "acknowledged", "held", "inProgress", "completed", "failed", "rejected", "cancelled",
 })
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "(non routée)"

@@ -22,10 +22,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
 from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -140,6 +142,28 @@ def check_transition(entity: str, current: str, target: str) -> None:
                        f"({target}).")
 
 
+def _count_after_commit(session: Session, state: str) -> None:
+    """Count the order's new state in the metrics once the transaction commits (nothing
+    when it rolls back)."""
+    pending: list[str] = session.info.setdefault("order_states", [])
+    if not session.info.get("order_states_listening"):
+        session.info["order_states_listening"] = True
+        event.listen(session, "after_commit", _flush_order_states)
+        event.listen(session, "after_rollback", _drop_order_states)
+    pending.append(state)
+
+
+def _flush_order_states(session: Session) -> None:
+    states = session.info.get("order_states") or []
+    session.info["order_states"] = []
+    for state in states:
+        metrics.record_order(state)
+
+
+def _drop_order_states(session: Session) -> None:
+    session.info["order_states"] = []
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -173,6 +197,8 @@ class _Context:
             action=f"services.{entity}.{target}", actor=actor, organisation=organisation,
             target=str(entity_id), reason=reason,
             details={"from": current, "to": target, **(details or {})}))
+        if entity == "order":
+            _count_after_commit(session, target)
 
     def notify(self, organisation: str, subject: str, text: str) -> None:
         """E-mail the organisation's buyers and administrators; a failure is logged, never

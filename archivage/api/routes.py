@@ -31,6 +31,7 @@ from archivage.services import LineDecision
 from archivage.services.rules import to_csv
 from archivage.services.spaces import QuotaExceeded
 from archivage.services.units import UnitView, share_dict
+from plateforme import metrics
 from plateforme.blobs import TooLarge, receive
 from plateforme.errors import Forbidden, InvalidInput, NotFound
 
@@ -76,6 +77,7 @@ async def deposit(request: Request, actor: Writer, archives: ArchivesDep) -> Res
         except TooLarge:
             if room is not None and room < limit:  # the quota, not the size limit, was hit
                 await run_in_threadpool(archives.deposits.precheck, actor, None)
+                metrics.record_deposit("rejected")
                 raise QuotaExceeded(
                     f"Quota dépassé : l'espace ne peut plus recevoir que {room} octets.") from None
             raise

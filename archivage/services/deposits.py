@@ -43,10 +43,11 @@ from archivage.services import contracts
 from archivage.services import rules as rules_service
 from archivage.services.antivirus import Antivirus
 from archivage.services.spaces import charge, check_can_deposit, ensure_space
+from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import ReplicatedBlobs, StagedFile
 from plateforme.clock import utcnow
-from plateforme.errors import Conflict, Forbidden, InvalidInput, NotFound
+from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("archivage.deposits")
 
@@ -98,6 +99,13 @@ class DepositService:
         """Refuse, before anything is stored: a caller who may not deposit, a closed or full
         space, a body over the size limit. Returns the bytes the space can still take
         (None: no quota), the limit the upload is streamed against."""
+        try:
+            return self._precheck(actor, declared_size)
+        except DomainError:
+            metrics.record_deposit("rejected")
+            raise
+
+    def _precheck(self, actor: Actor, declared_size: int | None) -> int | None:
         from plateforme.blobs import TooLarge
 
         organisation = require_writer(actor)
@@ -122,6 +130,14 @@ class DepositService:
                 *, deposit_key: str | None = None) -> tuple[dict[str, Any], bool]:
         """Record a deposit; returns its acknowledgement and whether it is a replay of an
         earlier deposit with the same identifier."""
+        try:
+            return self._deposit(actor, metadata, files, deposit_key=deposit_key)
+        except DomainError:
+            metrics.record_deposit("rejected")
+            raise
+
+    def _deposit(self, actor: Actor, metadata: DepositMetadata, files: Sequence[IncomingFile],
+                 *, deposit_key: str | None = None) -> tuple[dict[str, Any], bool]:
         organisation = require_writer(actor)
         if not files:
             raise InvalidInput("Un versement contient au moins un fichier.", field="file")
@@ -353,6 +369,7 @@ class DepositService:
                 details={"deposit_id": key, "units": len(units), "files": len(objects),
                          "bytes": total}))
             session.commit()
+        metrics.record_deposit("accepted", total)
         return ack
 
     def _new_unit(self, metadata: UnitMetadata, organisation: str, parent: Unit | None,

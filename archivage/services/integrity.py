@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from archivage import logbook
 from archivage.interfaces import Signer
 from archivage.models import GENESIS, AuditReport, DataObject, LogbookEvent, LogbookSeal
+from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import NoHealthyCopy, ReplicatedBlobs
 from plateforme.clock import utcnow
@@ -141,7 +142,9 @@ class IntegrityService:
                     break
                 prev = seal.hash
                 expected_first = seal.last_seq + 1
-            return report
+        if not report.ok:
+            metrics.record_audit_failure("archive_logbook")
+        return report
 
     @staticmethod
     def _first_changed(session: Session, seal: LogbookSeal) -> int | None:
@@ -214,6 +217,8 @@ class IntegrityService:
                 details={"checked": len(keys), "missing": counts["missing"],
                          "corrupt": counts["corrupt"], "repaired": repaired}))
             session.commit()
+        if counts["missing"] or counts["corrupt"]:
+            metrics.record_audit_failure("archive_fixity")
         return report
 
     def reports(self, limit: int = 50) -> list[AuditReport]:

@@ -34,10 +34,11 @@ from archivage.services import contracts
 from archivage.services import rules as rules_service
 from archivage.services.deposits import SEDA_VERSION, DepositService, IncomingFile, require_writer
 from archivage.services.spaces import charge, check_can_deposit, ensure_space
+from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import StagedFile
 from plateforme.clock import utcnow
-from plateforme.errors import InvalidInput, NotFound
+from plateforme.errors import DomainError, InvalidInput, NotFound
 
 log = logging.getLogger("archivage.operations")
 
@@ -143,8 +144,10 @@ class OperationService:
                 accepted=True, unit_ids=mapping)
             self._finish(operation, "accepted", ack, reply)
         except PackageRefused as refused:
+            metrics.record_deposit("rejected")
             self._refuse(operation, package, refused.reasons)
-        except InvalidInput as invalid:  # contract, quota, rules: refusals too
+        except DomainError as invalid:  # contract, quota, closed space, rules: refusals too
+            metrics.record_deposit("rejected")
             self._refuse(operation, package, [Reason("ingest.refused", invalid.message)])
         except Exception:
             log.exception("operation %s failed", operation.id)
@@ -352,6 +355,7 @@ class OperationService:
                 target=operation.id, details={"kind": package.kind, "units": len(created),
                                               "files": len(objects), "bytes": total}))
             session.commit()
+        metrics.record_deposit("accepted", total)
         return ack, mapping
 
     # -- export --------------------------------------------------------------------------

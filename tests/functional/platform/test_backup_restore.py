@@ -72,7 +72,8 @@ def test_backup_restore_keeps_journal_and_keys(backend: Backend, platform: Platf
 
     target_dir = tmp_path / "cible"
     target = cli_env(fresh_backend, target_dir, MC_SECRET_KEY=secret,
-                     MC_ISSUER=platform.settings.issuer)
+                     MC_ISSUER=platform.settings.issuer,
+                     MC_BLOB_URL=blob_url(platform.settings.data_dir))
     wrong_key = run_cli({**target, "MC_SECRET_KEY": "une-autre-cle"}, "restore", "--from",
                         str(folder))
     assert wrong_key.returncode == 2 and "MC_SECRET_KEY" in wrong_key.stderr
@@ -136,3 +137,75 @@ def test_a_tampered_backup_is_refused(backend: Backend, fresh_backend: Backend,
         (tmp_path / "source" / "secret_key").read_text()
     # The signing keys decrypt with the key that came with the backup.
     assert "clés de signature déchiffrables" in restored.stdout
+
+
+def blob_url(data_dir: Path) -> str:
+    """``MC_BLOB_URL`` naming the default locations of the instance in ``data_dir``."""
+    return ",".join(f"{(data_dir / 'blobs' / n).resolve().as_uri()}#{n}" for n in ("a", "b"))
+
+
+def test_backup_lists_the_archive_blobs_and_restore_checks_them(
+        backend: Backend, platform: Platform, fresh_backend: Backend, tmp_path: Path) -> None:
+    """The blobs stay in their replicated stores: the backup lists them, the restored
+    instance (configured with the same locations) checks the archive logbook and its seals,
+    and every blob's copies; a corrupt or missing copy is reported."""
+    from tests.functional.archivage.conftest import blob_paths, client_token
+
+    token = client_token(platform, "lamentin", ["archives:read", "archives:write"])
+    data = [secrets.token_bytes(3000), secrets.token_bytes(5000)]
+    sha512 = []
+    for index, content in enumerate(data):
+        done = httpx.post(
+            platform.url + "/api/archives/deposits", headers={"Authorization": f"Bearer {token}"},
+            files=[("metadata", (None, json.dumps({"title": f"Sauvegarde {index}"}),
+                                 "application/json")),
+                   ("file", (f"f{index}.bin", content, "application/octet-stream"))],
+            timeout=60)
+        assert done.status_code == 201, done.text
+        sha512.append(done.json()["files"][0]["sha512"])
+    assert platform.live.app.state.archives.integrity.seal() is not None
+
+    secret = platform.settings.secret_key
+    assert secret
+    source = cli_env(backend, platform.settings.data_dir, MC_SECRET_KEY=secret,
+                     MC_ISSUER=platform.settings.issuer)
+    folder = tmp_path / "sauvegarde"
+    done = run_cli(source, "backup", "--to", str(folder))
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((folder / "manifest.json").read_text())
+    part = manifest["parts"]["archives"]
+    entries = [json.loads(line) for line in (folder / part["file"]).read_text().splitlines()]
+    assert part["entries"] == len(entries)
+    [logbook] = [e for e in entries if e["kind"] == "logbook"]
+    assert logbook["entries"] > 0 and logbook["seals"] >= 1 and logbook["head_hash"]
+    blobs = {e["key"]: e for e in entries if e["kind"] == "blob"}
+    for digest, content in zip(sha512, data, strict=True):
+        assert blobs[digest]["sha512"] == digest
+        assert blobs[digest]["size"] == len(content)
+        assert blobs[digest]["locations"] == ["a", "b"]
+
+    target = cli_env(fresh_backend, tmp_path / "cible", MC_SECRET_KEY=secret,
+                     MC_ISSUER=platform.settings.issuer,
+                     MC_BLOB_URL=blob_url(platform.settings.data_dir))
+    restored = run_cli(target, "restore", "--from", str(folder))
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "parties archives" in restored.stdout
+
+    corrupt, missing = blob_paths(platform, sha512[0])[1], blob_paths(platform, sha512[1])[0]
+    kept = corrupt.read_bytes(), missing.read_bytes()
+    corrupt.write_bytes(b"alteration" + data[0][10:])
+    missing.unlink()
+    try:
+        damaged = run_cli(target, "restore", "--from", str(folder), "--force")
+    finally:
+        corrupt.write_bytes(kept[0])
+        missing.write_bytes(kept[1])
+    assert damaged.returncode == 1, damaged.stdout + damaged.stderr
+    assert f"blob {sha512[0][:16]}… à l'emplacement b : empreinte différente" in damaged.stderr
+    assert f"blob {sha512[1][:16]}… à l'emplacement a : absent" in damaged.stderr
+
+    # restored without the blob locations (a fresh data dir's own empty folders): reported
+    elsewhere = run_cli({**target, "MC_BLOB_URL": ""}, "restore", "--from", str(folder),
+                        "--force")
+    assert elsewhere.returncode == 1
+    assert f"blob {sha512[0][:16]}… à l'emplacement a : absent" in elsewhere.stderr

@@ -112,17 +112,41 @@ def test_malformed_forwarded_values_and_request_ids_are_refused(proxied: Platfor
 def test_readyz_names_each_check_and_takes_plugged_checks(proxied: Platform) -> None:
     response = httpx.get(proxied.url + "/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "kv": "ok"}}
+    assert response.json() == {"status": "ready",
+                               "checks": {"database": "ok", "kv": "ok", "blobs": "ok"}}
     readiness = proxied.live.app.state.readiness
-    readiness.add("blobs", lambda: False)
+    readiness.add("essai", lambda: False)
     try:
         response = httpx.get(proxied.url + "/readyz")
         assert response.status_code == 503
         body = response.json()
-        assert body["checks"]["blobs"] == "unreachable"
-        assert body["failing"] == ["blobs"]
+        assert body["checks"]["essai"] == "unreachable"
+        assert body["failing"] == ["essai"]
     finally:
-        readiness._checks.pop("blobs")  # noqa: SLF001 - undo the test's registration
+        readiness._checks.pop("essai")  # noqa: SLF001 - undo the test's registration
+
+
+def test_readyz_names_blobs_when_fewer_than_min_copies_answer(proxied: Platform) -> None:
+    """The default storage is two folders of the data directory, both required
+    (``MC_BLOB_MIN_COPIES`` 2): one replaced by a file makes the instance not ready."""
+    archives = proxied.live.app.state.archives
+    assert archives.blobs.min_copies == 2 and archives.blobs.locations == ["a", "b"]
+    folder = proxied.settings.data_dir / "blobs" / "b"
+    assert folder.is_dir()
+    aside = folder.with_name("b.aside")
+    folder.rename(aside)
+    folder.write_text("pas un dossier")
+    try:
+        response = httpx.get(proxied.url + "/readyz")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["failing"] == ["blobs"]
+        assert body["checks"] == {"database": "ok", "kv": "ok", "blobs": "unreachable"}
+    finally:
+        folder.unlink()
+        aside.rename(folder)
+    recovered = httpx.get(proxied.url + "/readyz")
+    assert recovered.status_code == 200 and recovered.json()["status"] == "ready"
 
 
 def test_metrics_need_the_token_and_count_per_route_template(proxied: Platform,
