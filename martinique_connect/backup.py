@@ -33,7 +33,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -378,9 +378,10 @@ def _restore_portable(engine: Engine, folder: Path, database: dict[str, Any]) ->
             decoders = {c.name: _decoder(c) for c in table.columns}
             batch: list[dict[str, Any]] = []
             with path.open() as lines:
-                for line in lines:
-                    row = json.loads(line)
-                    batch.append({k: decoders[k](v) for k, v in row.items()})
+                rows = ({k: decoders[k](v) for k, v in json.loads(line).items()}
+                        for line in lines)
+                for row in _parents_first(table, rows):
+                    batch.append(row)
                     if len(batch) >= 1000:
                         conn.execute(table.insert(), batch)
                         batch = []
@@ -388,6 +389,35 @@ def _restore_portable(engine: Engine, folder: Path, database: dict[str, Any]) ->
                 conn.execute(table.insert(), batch)
         if conn.dialect.name == "postgresql":
             _reset_sequences(conn, list(tables.values()))
+
+
+def _parents_first(table: Table, rows: Iterable[dict[str, Any]]
+                   ) -> Iterable[dict[str, Any]]:
+    """A table whose rows reference each other (archive units: series → files → items) is
+    restored parents first, so that its foreign key holds at every insert; other tables
+    stream as they are."""
+    references = [fk.parent.name for fk in table.foreign_keys if fk.column.table is table]
+    keys = list(table.primary_key.columns)
+    if not references or len(keys) != 1:
+        return rows
+    key = keys[0].name
+    pending: list[dict[str, Any]] = list(rows)
+    ordered: list[dict[str, Any]] = []
+    placed: set[Any] = set()
+    while pending:
+        ready: list[dict[str, Any]] = []
+        waiting: list[dict[str, Any]] = []
+        for row in pending:
+            blocked = any(row.get(c) is not None and row[c] not in placed and row[c] != row[key]
+                          for c in references)
+            (waiting if blocked else ready).append(row)
+        if not ready:  # a cycle or a dangling parent: let the database say which
+            ordered += waiting
+            break
+        ordered += ready
+        placed.update(row[key] for row in ready)
+        pending = waiting
+    return ordered
 
 
 def _reset_sequences(conn: Connection, tables: list[Table]) -> None:

@@ -35,7 +35,22 @@ from plateforme import metrics
 from plateforme.blobs import TooLarge, receive
 from plateforme.errors import Forbidden, InvalidInput, NotFound
 
-router = APIRouter(prefix="/api/archives", tags=["archives"])
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+# What every operation may answer besides its success (RFC 9457 problem documents).
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Requête mal formée", **PROBLEM},
+    401: {"description": "Jeton absent ou invalide (RFC 6750)", **PROBLEM},
+    403: {"description": "Portée ou rôle insuffisant, espace fermé, document non communicable",
+          **PROBLEM},
+    404: {"description": "Introuvable (ou d'une autre organisation)", **PROBLEM},
+    409: {"description": "Conflit (identifiant de versement réutilisé autrement, état)",
+          **PROBLEM},
+    413: {"description": "Fichier trop volumineux ou quota dépassé", **PROBLEM},
+    422: {"description": "Données invalides, empreinte différente, hors contrat", **PROBLEM},
+    503: {"description": "Stockage ou antivirus indisponible (réessayer)", **PROBLEM},
+}
+
+router = APIRouter(prefix="/api/archives", tags=["archives"], responses=ERRORS)
 CHUNK = 1024 * 1024
 
 

@@ -36,7 +36,7 @@ def test_support_records_and_revokes_a_parent_mandate(platform, page, chromium, 
                                                        ) -> None:
     check: Callable[[Any], Any] = axe_check
     parent = platform.create_user(given_name="Marie", family_name="Dupont")
-    platform.create_client(name="Cantine scolaire", delegation_allowed=True)
+    platform.create_client(name="Cantine de Sainte-Luce", delegation_allowed=True)
     _sign_in(platform, page, "support", check)
 
     page.get_by_role("navigation", name="Console d'administration").get_by_role(
@@ -50,7 +50,7 @@ def test_support_records_and_revokes_a_parent_mandate(platform, page, chromium, 
     parent_field.fill("personne@inconnu.mq")  # no such account: an error, tied to its field
     page.get_by_label(re.compile("^Prénom de l'enfant")).fill("Léo")
     page.get_by_label("Nom de l'enfant", exact=True).fill("Dupont")
-    page.get_by_label("Cantine scolaire").check()
+    page.get_by_label("Cantine de Sainte-Luce").check()
     page.get_by_label(re.compile("^Fin de la procuration")).fill(
         (date.today() + timedelta(days=120)).isoformat())
     page.get_by_label("Référence de la pièce vérifiée").fill("Livret de famille 972-0042")

@@ -123,7 +123,9 @@ def instances(backend: Backend, platform: Platform) -> Iterator[Instances]:
                     "PostgreSQL + Redis backend only")
     assert platform.settings.secret_key
     root = Path(tempfile.mkdtemp(prefix="mc-instances-"))
-    group = Instances(backend, issuer=f"http://127.0.0.1:{free_port()}",
+    # the platform's own issuer: `serve` registers the console's client under its issuer, in
+    # the database the session's platform shares
+    group = Instances(backend, issuer=platform.settings.issuer,
                       secret_key=platform.settings.secret_key, root=root)
     yield group
     for instance in group.running:

@@ -60,7 +60,7 @@ def test_redis_stopped_then_restarted(backend: Backend, platform: Platform,
             private_redis.stop()
             ready = _timed("GET", url + "/readyz")
             assert ready.status_code == 503
-            assert ready.json()["checks"] == {"database": "ok", "kv": "unreachable"}
+            assert ready.json()["checks"] == {"database": "ok", "kv": "unreachable", "blobs": "ok"}
             assert ready.json()["failing"] == ["kv"]
             assert _timed("GET", url + "/healthz").status_code == 200
             # What needs no Redis keeps working: discovery, keys.

@@ -36,7 +36,8 @@ def written_actions() -> dict[str, str]:
         for path in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 values: list[str] = []
-                if isinstance(node, ast.Call):
+                if isinstance(node, ast.Call) and not getattr(node.func, "id", "").startswith(
+                        "OrderItem"):  # an order item's ``action`` (add, modify, delete)
                     values += [v for kw in node.keywords if kw.arg == "action"
                                for v in _strings(kw.value)]
                     name = getattr(node.func, "attr", getattr(node.func, "id", ""))

@@ -35,6 +35,15 @@ from plateforme.blobs import (
 from plateforme.settings import Settings
 
 
+def _run(coroutine):  # type: ignore[no-untyped-def]
+    """``asyncio.run`` in a thread of its own: another test of the session may have left an
+    event loop running in this thread (Playwright's, gevent's)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def sha512(data: bytes) -> str:
     return hashlib.sha512(data).hexdigest()
 
@@ -415,7 +424,7 @@ async def chunked(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
 
 def test_receive_streams_and_digests(tmp_path: Path) -> None:
     data = os.urandom(5 * 1024 * 1024 + 3)
-    staged = asyncio.run(receive(chunked(data), tmp_path / "staging", max_bytes=len(data)))
+    staged = _run(receive(chunked(data), tmp_path / "staging", max_bytes=len(data)))
     assert isinstance(staged, StagedFile)
     assert staged.size == len(data)
     assert staged.path.read_bytes() == data
@@ -434,7 +443,7 @@ def test_receive_never_holds_the_whole_upload(tmp_path: Path) -> None:
 
     tracemalloc.start()
     try:
-        staged = asyncio.run(receive(upload(), tmp_path, max_bytes=None))
+        staged = _run(receive(upload(), tmp_path, max_bytes=None))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -444,7 +453,7 @@ def test_receive_never_holds_the_whole_upload(tmp_path: Path) -> None:
 
 
 def test_receive_empty_and_unlimited(tmp_path: Path) -> None:
-    staged = asyncio.run(receive(chunked(b""), tmp_path, max_bytes=None, algorithms=("SHA-256",)))
+    staged = _run(receive(chunked(b""), tmp_path, max_bytes=None, algorithms=("SHA-256",)))
     assert staged.size == 0
     assert staged.digests == {"sha256": hashlib.sha256(b"").hexdigest()}
 
@@ -459,7 +468,7 @@ def test_receive_too_large_stops_early_and_deletes(tmp_path: Path) -> None:
 
     staging = tmp_path / "staging"
     with pytest.raises(TooLarge) as caught:
-        asyncio.run(receive(endless(), staging, max_bytes=1024 * 1024))
+        _run(receive(endless(), staging, max_bytes=1024 * 1024))
     assert caught.value.status == 413
     assert len(sent) == 17  # stopped at the first chunk past the limit
     assert list(staging.iterdir()) == []
@@ -471,7 +480,7 @@ def test_receive_interrupted_upload_leaves_nothing(tmp_path: Path) -> None:
         raise ConnectionResetError("client went away")
 
     with pytest.raises(ConnectionResetError):
-        asyncio.run(receive(broken(), tmp_path, max_bytes=None))
+        _run(receive(broken(), tmp_path, max_bytes=None))
     assert list(tmp_path.iterdir()) == []
 
 
