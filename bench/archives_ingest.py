@@ -4,7 +4,10 @@
   ``POST /api/archives/deposits`` (streamed multipart), compared in the same run with
   ``sha256sum`` + a copy of the same bytes to the same disk, once per storage location;
 * many small documents (``BENCH_SMALL_COUNT``, default 10 000, of 20 KiB), deposited by
-  ``BENCH_CLIENTS`` (default 8) concurrent clients: documents per second;
+  ``BENCH_CLIENTS`` (default 8) concurrent clients in deposits of ``BENCH_BATCH`` files
+  (default 100: a depositor sending a folder of documents in one request, as the API
+  allows), documents per second; then ``BENCH_SINGLE_COUNT`` (default 500) of them one file
+  per request, the other figure;
 * the server's peak resident memory (``VmHWM``) during the large deposit.
 
 Everything is throw-away: a temporary data directory (SQLite, the two default blob folders),
@@ -37,6 +40,8 @@ LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", "1024"))
 SMALL_COUNT = int(os.environ.get("BENCH_SMALL_COUNT", "10000"))
 SMALL_KB = 20
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
+BATCH = int(os.environ.get("BENCH_BATCH", "100"))
+SINGLE_COUNT = int(os.environ.get("BENCH_SINGLE_COUNT", "500"))
 COPIES = 2
 
 
@@ -154,24 +159,39 @@ def main() -> int:
 
         payloads = [os.urandom(SMALL_KB * 1024) for _ in range(min(SMALL_COUNT, 256))]
 
-        def deposit(i: int) -> int:
-            data = payloads[i % len(payloads)] + i.to_bytes(4, "big")
-            return httpx.post(url + "/api/archives/deposits", headers=auth, timeout=120,
-                              files=[("metadata", (None, json.dumps({"title": f"doc {i}"}))),
-                                     ("file", (f"doc-{i}.bin", data))]).status_code
+        def document(i: int) -> tuple[str, tuple[str, bytes]]:
+            return ("file", (f"doc-{i}.bin", payloads[i % len(payloads)] + i.to_bytes(4, "big")))
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            codes = list(pool.map(deposit, range(SMALL_COUNT)))
-        elapsed = time.perf_counter() - start
-        assert codes.count(201) == SMALL_COUNT, {c: codes.count(c) for c in set(codes)}
-        say(f"{SMALL_COUNT} × {SMALL_KB} KiB through the API with {CLIENTS} clients: "
-            f"{SMALL_COUNT / elapsed:.0f} documents/s")
+        def deposit(first: int, count: int) -> int:
+            return httpx.post(url + "/api/archives/deposits", headers=auth, timeout=600,
+                              files=[("metadata", (None, json.dumps({"title": f"lot {first}"}))),
+                                     *[document(i) for i in range(first, first + count)]]
+                              ).status_code
+
+        def run(offset: int, total: int, batch: int) -> float:
+            starts = range(offset, offset + total, batch)
+            begin = time.perf_counter()
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                codes = list(pool.map(lambda first: deposit(
+                    first, min(batch, offset + total - first)), starts))
+            elapsed = time.perf_counter() - begin
+            assert codes.count(201) == len(starts), {c: codes.count(c) for c in set(codes)}
+            return total / elapsed
+
+        small = run(0, SMALL_COUNT, BATCH)
+        say(f"{SMALL_COUNT} × {SMALL_KB} KiB through the API, {BATCH} per deposit, "
+            f"{CLIENTS} clients: {small:.0f} documents/s")
+        single = run(SMALL_COUNT, SINGLE_COUNT, 1) if SINGLE_COUNT else 0.0
+        say(f"{SINGLE_COUNT} × {SMALL_KB} KiB through the API, one per deposit, "
+            f"{CLIENTS} clients: {single:.0f} documents/s")
+        load = os.getloadavg()
         print(json.dumps({"large_mib": LARGE_MB, "baseline_mib_s": round(base, 1),
                           "ingest_mib_s": round(ingest, 1),
                           "ratio": round(ingest / base, 3), "peak_rss_mib": round(peak[0]),
-                          "small_count": SMALL_COUNT,
-                          "small_docs_s": round(SMALL_COUNT / elapsed, 1)}))
+                          "small_count": SMALL_COUNT, "batch": BATCH,
+                          "small_docs_s": round(small, 1), "single_count": SINGLE_COUNT,
+                          "single_docs_s": round(single, 1),
+                          "loadavg": [round(x, 2) for x in load]}))
         return 0
     finally:
         if server is not None:

@@ -21,6 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,7 @@ from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, No
 log = logging.getLogger("archivage.deposits")
 
 SEDA_VERSION = "2.2"
+_STORE_THREADS = 8  # files of one deposit written to the locations at once
 
 
 @dataclass
@@ -228,14 +230,19 @@ class DepositService:
         with Session(self._engine, expire_on_commit=False) as session:
             session.add_all(intents)
             session.commit()
-        done: set[str] = set()
+        unique = {f.staged.digests["sha512"]: f.staged.path for f in files}
         try:
-            for incoming in files:
-                blob_key = incoming.staged.digests["sha512"]
-                if blob_key in done:
-                    continue
-                self._blobs.put_file(blob_key, incoming.staged.path)
-                done.add(blob_key)
+            if len(unique) == 1:
+                self._blobs.put_file(*next(iter(unique.items())))
+            else:
+                # Copies are written and fsync-ed by a few threads at once (fsync releases
+                # the GIL; the file system's journal then commits their metadata together).
+                # Leaving the block waits for every write, so a failure is abandoned only
+                # once nothing is being written any more.
+                with ThreadPoolExecutor(min(_STORE_THREADS, len(unique))) as pool:
+                    for future in [pool.submit(self._blobs.put_file, key, path)
+                                   for key, path in unique.items()]:
+                        future.result()
         except BaseException:
             self._abandon(intents)
             raise
@@ -345,24 +352,26 @@ class DepositService:
             }
             deposit.acknowledgement = json.dumps(ack, ensure_ascii=False)
             session.add(deposit)
-            logbook.append(session, "ingestion", organisation=organisation,
-                           operation_id=deposit.id, agent=actor.label,
-                           detail={"deposit_id": key, "units": len(units),
-                                   "files": len(objects), "bytes": total})
-            for unit in units:
-                logbook.append(session, "accession", organisation=organisation,
-                               unit_id=unit.id, operation_id=deposit.id, agent=actor.label,
-                               detail={"title": unit.title, "level": unit.level})
-            for obj in objects:
-                logbook.append(session, "message digest calculation", organisation=organisation,
-                               unit_id=obj.unit_id, object_id=obj.id, operation_id=deposit.id,
-                               agent=actor.label,
-                               detail={"sha512": obj.sha512, "size": obj.size,
-                                       "format": obj.format_id, "copies": locations})
+            # One append for the whole deposit: the head's lock is taken once.
+            entries = [logbook.Entry("ingestion", organisation=organisation,
+                                     operation_id=deposit.id, agent=actor.label,
+                                     detail={"deposit_id": key, "units": len(units),
+                                             "files": len(objects), "bytes": total})]
+            entries += [logbook.Entry("accession", organisation=organisation, unit_id=unit.id,
+                                      operation_id=deposit.id, agent=actor.label,
+                                      detail={"title": unit.title, "level": unit.level})
+                        for unit in units]
+            entries += [logbook.Entry("message digest calculation", organisation=organisation,
+                                      unit_id=obj.unit_id, object_id=obj.id,
+                                      operation_id=deposit.id, agent=actor.label,
+                                      detail={"sha512": obj.sha512, "size": obj.size,
+                                              "format": obj.format_id, "copies": locations})
+                        for obj in objects]
             if applied:
-                logbook.append(session, "policy assignment", organisation=organisation,
-                               unit_id=top.id, operation_id=deposit.id, agent=actor.label,
-                               detail={"rules": applied})
+                entries.append(logbook.Entry("policy assignment", organisation=organisation,
+                                             unit_id=top.id, operation_id=deposit.id,
+                                             agent=actor.label, detail={"rules": applied}))
+            logbook.append_many(session, entries)
             append(session, AuditRecord(
                 action="archives.deposit", actor=actor.label, organisation=organisation,
                 target=ark(naan, top.id), address=actor.address,

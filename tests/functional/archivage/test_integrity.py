@@ -176,3 +176,41 @@ def test_seals_survive_key_rotation_but_not_forgery(as_org, platform) -> None:
             conn.execute(text("UPDATE arch_logbook_seal SET signature = :s WHERE seq = :q"),
                          {"s": fresh.signature, "q": fresh.seq})
     assert archives.integrity.verify().ok
+
+
+def test_concurrent_batched_deposits_keep_one_unbroken_chain(as_org, as_staff, platform
+                                                             ) -> None:
+    """Each deposit appends its events in one go (``logbook.append_many``): deposits of
+    several files sent at once still give one gap-free chain, each deposit's events
+    consecutive, the ingestion first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlmodel import Session, col, select
+
+    from archivage.models import LogbookEvent
+
+    lamentin = as_org("lamentin")
+    authority = as_staff(("ctm", "archival_authority"))
+
+    def deposit(n: int) -> dict:
+        response = lamentin.deposit([(f"lot{n}-{i}.txt", f"lot {n} pièce {i}".encode())
+                                     for i in range(4)])
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    with ThreadPoolExecutor(4) as pool:
+        acks = list(pool.map(deposit, range(6)))
+    assert authority.get("/logbook/verification").json()["ok"]
+    engine = platform.live.app.state.archives.deposits._engine
+    with Session(engine) as session:
+        for ack in acks:
+            events = session.exec(select(LogbookEvent).where(
+                LogbookEvent.operation_id == ack["operation_id"])
+                .order_by(col(LogbookEvent.seq))).all()
+            # ingestion, 5 accessions (the file and its 4 items), 4 digests
+            assert [e.event_type for e in events][:1] == ["ingestion"]
+            assert len(events) == 1 + 5 + 4
+            seqs = [e.seq for e in events]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+            for before, after in zip(events, events[1:], strict=False):
+                assert after.prev_hash == before.hash
