@@ -109,5 +109,10 @@ def open_console(platform: Platform, *roles: tuple[str, str], email: str | None 
     for org, role in roles:
         platform.provider.organisations.grant(user["id"], org, role)
     with_second_factor(platform, user)
+    # another application built in this session over the same database (a second instance,
+    # a restore) registers the console's client under its own issuer: this platform's first
+    from admin_ui import console_client
+
+    platform.provider.clients.ensure(*console_client(platform.settings), actor="test")
     browser, _ = sign_in(platform, user)
     return Console(platform=platform, browser=browser, user=user)
