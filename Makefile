@@ -50,9 +50,12 @@ browser:
 	@test -x /usr/sbin/clamd || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null)
 	@test -d tests/e2e/node_modules/axe-core || (cd tests/e2e && npm install --silent --no-audit --no-fund)
 
-## make test: the whole suite (embedded backends; PostgreSQL + Redis too when reachable).
+## make test: the whole suite (embedded backends; PostgreSQL + Redis too when reachable),
+## over TEST_WORKERS processes (pytest-xdist; each test file stays on one worker, so the
+## session's servers are started once per worker). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -x -m "not e2e" $(PYTEST_ARGS)

@@ -225,7 +225,9 @@ def _timed(call) -> tuple[httpx.Response, float]:
 
 def _comparable(times: dict[str, list[float]], slack: float = 0.0) -> None:
     """Medians within a factor of two (or ``slack`` seconds apart, for answers too quick for
-    a ratio to mean anything)."""
+    a ratio to mean anything). The suite runs on two workers: the other one's load is noise
+    of a few milliseconds, far below what an attacker would look for (an SMTP exchange, a
+    password hash: tens to hundreds of milliseconds)."""
     known, unknown = statistics.median(times["known"]), statistics.median(times["unknown"])
     assert 0.5 < known / unknown < 2.0 or abs(known - unknown) < slack, times
 
@@ -251,7 +253,7 @@ def test_registration_does_not_tell_whether_an_address_has_an_account(
             answers[kind].add((response.status_code, response.headers.get("location", ""),
                                response.text))
     assert answers["known"] == answers["unknown"] == {(303, "/inscription/envoye", "")}
-    _comparable(times, slack=0.015)
+    _comparable(times, slack=0.03)
     for email in addresses["known"]:
         told = mailbox.wait_for(email)
         assert told.subject == "Tentative de création de compte avec votre adresse"
@@ -269,7 +271,7 @@ def test_reset_request_does_not_tell_whether_an_address_has_an_account(
     answers: dict[str, set[tuple[int, str, str]]] = {"known": set(), "unknown": set()}
     times: dict[str, list[float]] = {"known": [], "unknown": []}
     known_addresses = []
-    for _ in range(5):
+    for _ in range(7):
         for kind in ("known", "unknown"):
             email = platform.create_user()["email"] if kind == "known" else unique_email("nobody")
             if kind == "known":
@@ -281,7 +283,7 @@ def test_reset_request_does_not_tell_whether_an_address_has_an_account(
             answers[kind].add((response.status_code, response.headers.get("location", ""),
                                response.text))
     assert answers["known"] == answers["unknown"] == {(303, "/mot-de-passe/oublie/envoye", "")}
-    _comparable(times, slack=0.015)
+    _comparable(times, slack=0.03)
     for email in known_addresses:
         assert mailbox.wait_for(email).subject == "Choisir un nouveau mot de passe"
     page = browser.get(platform.url + "/mot-de-passe/oublie/envoye")
