@@ -46,16 +46,21 @@ def set_text(session: Session, unit_id: str, body: str) -> None:
                         {"u": unit_id, "b": body})
 
 
+def words(query: str) -> list[str]:
+    """The words a search looks for (at most twenty)."""
+    return _WORD.findall(query)[:20]
+
+
 def match_clause(session: Session, query: str) -> tuple[str, dict[str, str]] | None:
     """A SQL condition on ``arch_unit.id`` matching every word of ``query`` (None when the
     query has no word)."""
-    words = _WORD.findall(query)[:20]
-    if not words:
+    found = words(query)
+    if not found:
         return None
     if session.get_bind().dialect.name == "sqlite":
-        expression = " ".join('"' + w.replace('"', "") + '"' for w in words)
+        expression = " ".join('"' + w.replace('"', "") + '"' for w in found)
         return ("arch_unit.id IN (SELECT unit_id FROM arch_unit_fts WHERE arch_unit_fts MATCH "
                 ":fts)", {"fts": expression})
     return ("arch_unit.id IN (SELECT unit_id FROM arch_unit_text WHERE "
             "to_tsvector('french', body) @@ plainto_tsquery('french', :fts))",
-            {"fts": " ".join(words)})
+            {"fts": " ".join(found)})

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, or_, text
+from sqlalchemy import and_, exists, func, literal, not_, or_, text
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
@@ -59,6 +59,15 @@ def live_references(*, session: Session, blob_key: str) -> int:
         DataObject.blob_key == blob_key, col(DataObject.destroyed_at).is_(None))).one())
 
 
+def _describes(words: list[str]) -> Any:
+    """Every word appears in the unit's description (what any reader of it already sees)."""
+    described = func.lower(
+        col(Unit.title) + " " + func.coalesce(Unit.description, "") + " " + col(Unit.keywords)
+        + " " + func.coalesce(Unit.producer, "") + " " + func.coalesce(Unit.classification, "")
+        + " " + func.coalesce(Unit.document_type, ""))
+    return and_(*(described.contains(w.lower(), autoescape=True) for w in words))
+
+
 def search_units(
     *, session: Session, organisation: str, now: datetime, query: str | None = None,
     producer: str | None = None, classification: str | None = None,
@@ -72,7 +81,15 @@ def search_units(
     if query:
         clause = fulltext.match_clause(session, query)
         if clause is not None:
-            statement = statement.where(text(clause[0]).bindparams(**clause[1]))
+            # the indexed text holds the documents' content: a match in a shared unit still
+            # under its communicability delay (units.closed_until) would tell the reader what
+            # the closed document says, so such a unit is found by its description only
+            closed = and_(col(Unit.organisation) != organisation,
+                          col(Unit.access_rule).is_not(None),
+                          or_(col(Unit.access_end).is_(None), col(Unit.access_end) > now.date()))
+            statement = statement.where(or_(
+                and_(not_(closed), text(clause[0]).bindparams(**clause[1])),
+                and_(closed, _describes(fulltext.words(query)))))
     if producer:
         statement = statement.where(func.lower(Unit.producer).contains(producer.lower()))
     if classification:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from plateforme.audit import AuditQuery
 from tests.functional.admin_ui.conftest import open_console
@@ -85,3 +86,34 @@ def test_a_restriction_on_a_child_closes_the_export_of_its_parent(as_org, as_sta
     assert other.get(f"/units/{series}").json()["communicable"] is True
     assert other.get(f"/units/{series}/export").status_code == 403
     assert owner.get(f"/units/{series}/export").status_code == 200
+
+
+def test_full_text_does_not_reveal_what_a_closed_document_says(as_org, as_staff) -> None:
+    """A grantee finds a unit still under its delay by its description (which it may read),
+    never by a word that only its closed content holds; the producer, and the grantee once
+    the delay is over, find units by their content."""
+    as_staff(("lamentin", "archivist")).post("/rules/import", content=REFERENTIEL.encode())
+    owner, other = as_org("lamentin"), as_org("schoelcher")
+    tag, secret_word, old_word = (secrets.token_hex(4) for _ in range(3))
+    closed = owner.deposit([("pv.txt", f"le conseil a vote {secret_word}".encode())],
+                           title=f"Huis clos {tag}", keywords=["conseil"],
+                           rules=[{"rule_id": "ACC-25", "start_date": "2020-01-01"}]).json()
+    opened = owner.deposit([("ancien.txt", f"registre {old_word}".encode())],
+                           title=f"Ancien {tag}",
+                           rules=[{"rule_id": "ACC-25", "start_date": "1990-01-01"}]).json()
+    closed_id, opened_id = closed["units"][0]["id"], opened["units"][0]["id"]
+    for unit_id in (closed_id, opened_id):
+        assert owner.post(f"/units/{unit_id}/shares", json={
+            "organisation": "schoelcher", "until": _until()}).status_code == 201
+
+    def found(client: Any, query: str) -> set[str]:
+        response = client.get("/units", params={"q": query})
+        assert response.status_code == 200, response.text
+        return {u["id"] for u in response.json()["items"]}
+
+    assert found(owner, secret_word) == {closed_id}  # the producer searches its own content
+    assert found(other, secret_word) == set()  # the grantee learns nothing of it
+    assert found(other, f"huis clos {tag}") == {closed_id}  # but finds it by its description
+    assert found(other, f"conseil {tag}") == {closed_id}
+    assert found(other, f"{tag} {secret_word}") == set()
+    assert found(other, old_word) == {opened_id}  # a delay run out: content is searchable
