@@ -1,4 +1,7 @@
-"""The ``martinique-connect`` command as scripts use it: JSON out, exit 2 on bad input."""
+"""The ``martinique-connect`` command as scripts use it: JSON out, exit 2 on bad input.
+
+The commands run in process (``tests.support.cli``); the console script itself, as a process,
+is tested at the end of this file."""
 
 from __future__ import annotations
 
@@ -7,29 +10,31 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyotp
 import pytest
 
-CLI = [sys.executable, "-m", "martinique_connect"]
+from tests.support.cli import CliResult, run_cli, run_cli_process
 
 
 @pytest.fixture
-def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+def env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MC_")}
     env.update(MC_DATA_DIR=str(tmp_path), MC_SECRET_KEY="cli-test-secret")
+    return env
 
-    def _run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
-                              timeout=120, check=False)
+
+@pytest.fixture
+def run(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    def _run(*args: str) -> CliResult:
+        return run_cli(env, *args)
 
     return _run
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> None:
+def _one_line_error(result: CliResult | subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -96,8 +101,8 @@ def test_bad_input_exit_2_one_line(run, args) -> None:  # type: ignore[no-untype
     _one_line_error(run(*args))
 
 
-def test_serve_refuses_several_workers_without_redis(run) -> None:  # type: ignore[no-untyped-def]
-    result = run("serve", "--workers", "2")
+def test_serve_refuses_several_workers_without_redis(env: dict[str, str]) -> None:
+    result = run_cli_process(env, "serve", "--workers", "2")  # the real process
     _one_line_error(result)
     assert "MC_REDIS_URL" in result.stderr
 
@@ -210,3 +215,22 @@ def test_clients_create_refuses_an_unknown_organisation(run) -> None:  # type: i
     ok = run("clients", "create", "--name", "X", "--redirect-uri", "https://x.mq/cb",
              "--org", "lamentin", "--json")
     assert json.loads(ok.stdout)["organisation"] == "lamentin"
+
+
+# --- the console script, as a process -------------------------------------------------------
+
+
+def test_console_script_bad_input_and_help(env: dict[str, str]) -> None:
+    """What scripts see of the real program: exit 2 and one line on stderr for bad input (a
+    usage error, a refused value), the help on stdout with exit 0, JSON on stdout."""
+    _one_line_error(run_cli_process(env, "clients", "frobnicate"))
+    refused = run_cli_process(env, "users", "create", "--email", "a@example.mq",
+                              "--password", "court")
+    _one_line_error(refused)
+    assert refused.stderr.startswith("erreur : ") and refused.stdout == ""
+    helped = run_cli_process(env, "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "clients" in helped.stdout and "archives" in helped.stdout
+    listed = run_cli_process(env, "orgs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 39
