@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -215,6 +216,22 @@ def test_clients_create_refuses_an_unknown_organisation(run) -> None:  # type: i
     ok = run("clients", "create", "--name", "X", "--redirect-uri", "https://x.mq/cb",
              "--org", "lamentin", "--json")
     assert json.loads(ok.stdout)["organisation"] == "lamentin"
+
+
+def test_a_provider_command_imports_only_the_provider(env: dict[str, str]) -> None:
+    """Once the database is at its last migration, ``clients list`` loads neither the console
+    nor the archives nor the catalogue (seconds of import in every command's process)."""
+    assert run_cli(env, "orgs", "list").returncode == 0  # migrations applied
+    probe = ("import sys\n"
+             "from martinique_connect.cli import app\n"
+             "code = app(['clients', 'list', '--json'], standalone_mode=False)\n"
+             "loaded = {m.split('.')[0] for m in sys.modules}\n"
+             "print(code, sorted(loaded & {'idp', 'admin_ui', 'archivage', "
+             "'services_mutualises'}))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 ['idp']"
 
 
 # --- the console script, as a process -------------------------------------------------------
