@@ -218,6 +218,26 @@ def test_clients_create_refuses_an_unknown_organisation(run) -> None:  # type: i
     assert json.loads(ok.stdout)["organisation"] == "lamentin"
 
 
+def test_invocations_in_one_process_share_nothing(tmp_path: Path) -> None:
+    """Each invocation reads its settings when it runs and closes what it opened: two data
+    directories in one process stay apart, and no database file is left open."""
+    first, second = ({**os.environ, "MC_DATA_DIR": str(tmp_path / name),
+                      "MC_SECRET_KEY": f"secret-{name}"} for name in ("a", "b"))
+    created = run_cli(first, "clients", "create", "--name", "A", "--redirect-uri",
+                      "https://a.example.mq/cb", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(run_cli(second, "clients", "list", "--json").stdout) == []
+    listed = json.loads(run_cli(first, "clients", "list", "--json").stdout)
+    assert [c["client_id"] for c in listed] == [json.loads(created.stdout)["client_id"]]
+    kids = {k["kid"] for k in json.loads(run_cli(first, "keys", "list", "--json").stdout)}
+    assert kids.isdisjoint(k["kid"] for k in json.loads(
+        run_cli(second, "keys", "list", "--json").stdout))
+    fds = Path("/proc/self/fd")
+    if fds.is_dir():  # Linux: the engines were disposed of
+        opened = {os.path.realpath(fds / fd) for fd in os.listdir(fds)}
+        assert not any(str(tmp_path) in path for path in opened), opened
+
+
 def test_a_provider_command_imports_only_the_provider(env: dict[str, str]) -> None:
     """Once the database is at its last migration, ``clients list`` loads neither the console
     nor the archives nor the catalogue (seconds of import in every command's process)."""
