@@ -38,6 +38,7 @@ def run(env: dict[str, str]):  # type: ignore[no-untyped-def]
 def _one_line_error(result: CliResult | subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
+    assert "erreur :" not in result.stdout, "the error goes to stderr alone"
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
