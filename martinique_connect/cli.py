@@ -1,25 +1,100 @@
 """The ``martinique-connect`` command. It reads the same ``MC_*`` settings as the server.
 
-Bad input ends with exit code 2 and one line on stderr, never a traceback.
+Bad input ends with exit code 2 and one line on stderr, never a traceback. Each invocation
+reads its settings when it runs and closes what it opened (engines, key-value stores) when it
+ends, so that several invocations can run in one process (the tests run it in process through
+``typer.testing.CliRunner``). A command imports only the domains it uses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from typer._click import exceptions as click_exceptions  # typer vendors its click
+from typer.core import TyperGroup
 
 from martinique_connect.cli_archives import archives_app
 from plateforme.errors import DomainError
 
+
+class BadInput(Exception):
+    """Reported as one line and exit code 2."""
+
+
+# What the running command opened, closed when it ends (most recent first).
+_opened: list[Callable[[], None]] = []
+
+
+def _close_when_done(close: Callable[[], None]) -> None:
+    _opened.append(close)
+
+
+def _close_opened() -> None:
+    while _opened:
+        with contextlib.suppress(Exception):  # closing never hides the command's outcome
+            _opened.pop()()
+
+
+def _report(exc: Exception) -> int:
+    """One line on stderr for ``exc``; the exit code."""
+    if isinstance(exc, click_exceptions.ClickException):
+        message = exc.format_message()
+        if message:  # empty when the help was shown (a group without its command)
+            typer.echo(f"erreur : {message}", err=True)
+        return 2
+    if isinstance(exc, BadInput):
+        typer.echo(f"erreur : {exc}", err=True)
+        return 2
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = str(first.get("msg", "valeur invalide")).removeprefix("Value error, ")
+        typer.echo(f"erreur : {where + ' : ' if where else ''}{message}", err=True)
+        return 2
+    if isinstance(exc, DomainError):
+        typer.echo(f"erreur : {exc.message}", err=True)
+        return 2
+    # the last guard: one line, never a traceback
+    typer.echo(f"erreur : {type(exc).__name__}: {exc}", err=True)
+    return 1
+
+
+class _Root(TyperGroup):
+    """The root command: every error ends as one line on stderr with its exit code, and what
+    the command opened is closed, whether it is run as a process or in one (CliRunner)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except Exception as exc:
+            if os.environ.get("MC_DEBUG") and not isinstance(
+                    exc, click_exceptions.ClickException | BadInput | ValidationError
+                    | DomainError):
+                raise
+            code = _report(exc)
+        finally:
+            _close_opened()
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
 app = typer.Typer(
-    name="martinique-connect", no_args_is_help=True, add_completion=False,
+    name="martinique-connect", no_args_is_help=True, add_completion=False, cls=_Root,
     pretty_exceptions_enable=False, help="Martinique Connect : fournisseur d'identité de la CTM.",
 )
 db_app = typer.Typer(no_args_is_help=True, help="Base de données.")
@@ -41,10 +116,6 @@ for sub, name in ((db_app, "db"), (keys_app, "keys"), (clients_app, "clients"),
 app.add_typer(archives_app, name="archives")
 
 
-class BadInput(Exception):
-    """Reported as one line and exit code 2."""
-
-
 def _fail(message: str) -> NoReturn:
     raise BadInput(message)
 
@@ -55,23 +126,40 @@ def _settings() -> Any:
     return load_settings()
 
 
+def _make_engine(url: str) -> Any:
+    """An engine disposed of when the command ends."""
+    from plateforme.db import make_engine
+
+    engine = make_engine(url)
+    _close_when_done(engine.dispose)
+    return engine
+
+
+def _make_store(settings: Any) -> Any:
+    """The key-value store of ``settings``, closed when the command ends."""
+    from plateforme.kv import make_store
+
+    store = make_store(settings.redis_url, prefix=settings.redis_prefix)
+    if hasattr(store, "close"):
+        _close_when_done(store.close)
+    return store
+
+
 def _engine() -> Any:
     from martinique_connect.database import upgrade
-    from plateforme.db import make_engine
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = _make_engine(settings.sqlalchemy_url)
     upgrade(engine)
     return settings, engine
 
 
 def _provider(*, console: bool = False) -> Any:
     from idp import Provider
-    from plateforme.kv import make_store
 
     settings, engine = _engine()
-    store = make_store(settings.redis_url, prefix=settings.redis_prefix)
+    store = _make_store(settings)
     provider = Provider(settings=settings, engine=engine, store=store)
     initialise(provider, console=console)
     return provider
@@ -82,12 +170,12 @@ def initialise(provider: Any, *, console: bool = False) -> None:
     ``console``, also the administration console's client, whose redirect URIs follow
     ``MC_ISSUER``: only the commands that deploy (``db upgrade``, ``serve``, ``demo seed``)
     register it, so a one-off command run with another issuer cannot break the console."""
-    from admin_ui import console_client
-
     provider.keys.ensure_keys()
     if not provider.organisations.list():
         provider.organisations.seed()
     if console:
+        from admin_ui import console_client  # the console's pages: only when deploying
+
         provider.clients.ensure(*console_client(provider.settings), actor="initialisation")
         _services(provider).seed(sites=False)  # the service catalogue and fibre reserves
 
@@ -550,14 +638,13 @@ def restore_command(
 ) -> None:
     """Restore a backup into the instance the MC_* settings point to, then verify it."""
     from martinique_connect.backup import BackupError, restore
-    from plateforme.db import make_engine
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = _make_engine(settings.sqlalchemy_url)
     try:
         report = restore(engine, settings, source, force=force,
-                         make_engine=lambda: make_engine(settings.sqlalchemy_url))
+                         make_engine=lambda: _make_engine(settings.sqlalchemy_url))
     except BackupError as exc:
         _fail(str(exc))
     typer.echo(f"restauré : {len(report.tables)} tables, {sum(report.tables.values())} lignes, "
@@ -640,12 +727,10 @@ app.add_typer(services_app, name="services")
 
 def _services(provider: Any | None = None) -> Any:
     from martinique_connect.wiring import build_services
-    from plateforme.kv import make_store
 
     provider = provider or _provider()
     settings = provider.settings
-    return build_services(provider, settings, provider.engine,
-                          make_store(settings.redis_url, prefix=settings.redis_prefix))
+    return build_services(provider, settings, provider.engine, _make_store(settings))
 
 
 def _operator() -> Any:
@@ -759,31 +844,5 @@ def services_statement_close(
 
 
 def main() -> None:
-    try:
-        code = app(standalone_mode=False)  # returns the code of typer.Exit
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click_exceptions.ClickException as exc:
-        typer.echo(f"erreur : {exc.format_message()}", err=True)
-        sys.exit(2)
-    except BadInput as exc:
-        typer.echo(f"erreur : {exc}", err=True)
-        sys.exit(2)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "valeur invalide")).removeprefix("Value error, ")
-        typer.echo(f"erreur : {where + ' : ' if where else ''}{message}", err=True)
-        sys.exit(2)
-    except DomainError as exc:
-        typer.echo(f"erreur : {exc.message}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the last guard: one line, never a traceback
-        if os.environ.get("MC_DEBUG"):
-            raise
-        typer.echo(f"erreur : {type(exc).__name__}: {exc}", err=True)
-        sys.exit(1)
+    """The console script: exit code 2 and one line on stderr for bad input (see ``_Root``)."""
+    app(prog_name="martinique-connect")

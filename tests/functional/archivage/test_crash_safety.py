@@ -26,6 +26,7 @@ from sqlalchemy import text
 
 from plateforme.blobs import FilesystemBlobStore
 from plateforme.db import make_engine
+from tests.support.cli import run_cli
 from tests.support.live import free_port, wait_http
 
 CLI = [sys.executable, "-m", "martinique_connect"]
@@ -87,10 +88,10 @@ def server(backend, tmp_path: Path) -> Iterator[Server]:
 
 
 def _token(server: Server) -> str:
-    out = subprocess.run(
-        [*CLI, "clients", "create", "--name", "GED crash", "--grant-type", "client_credentials",
-         "--scope", "archives:read archives:write", "--org", "lamentin", "--json"],
-        env=server.env, capture_output=True, text=True, check=True, timeout=120)
+    out = run_cli(server.env, "clients", "create", "--name", "GED crash", "--grant-type",
+                  "client_credentials", "--scope", "archives:read archives:write", "--org",
+                  "lamentin", "--json")  # in process: the server is the process under test
+    assert out.returncode == 0, out.stderr
     client = json.loads(out.stdout)
     response = httpx.post(server.url + "/token", data={
         "grant_type": "client_credentials", "scope": "archives:read archives:write"},

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import text
 
 from tests.functional.archivage.conftest import blob_paths
+from tests.support.cli import CliResult, run_cli, settings_env
 
 
 @contextmanager
@@ -31,15 +29,9 @@ def tampered(platform, seq: int) -> Iterator[None]:
                          {"d": original, "s": seq})
 
 
-def _cli(platform, *args: str) -> subprocess.CompletedProcess[str]:
-    settings = platform.settings
-    env = {**os.environ, "MC_DATA_DIR": str(settings.data_dir), "MC_ISSUER": settings.issuer,
-           "MC_SECRET_KEY": settings.secret_key or "", "MC_ENVIRONMENT": "test"}
-    if settings.database_url:
-        env.update(MC_DATABASE_URL=settings.database_url, MC_REDIS_URL=settings.redis_url or "",
-                   MC_REDIS_PREFIX=settings.redis_prefix)
-    return subprocess.run([sys.executable, "-m", "martinique_connect", "archives", *args],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+def _cli(platform, *args: str) -> CliResult:
+    """``martinique-connect archives …`` (in process) on the platform's instance."""
+    return run_cli(settings_env(platform.settings, MC_ENVIRONMENT="test"), "archives", *args)
 
 
 def test_audit_detects_and_repairs_bad_copies(as_org, as_staff, platform) -> None:

@@ -5,9 +5,6 @@ hour, by a registration. On each backend."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -17,6 +14,7 @@ from idp.models import EmailToken, User
 from idp.services.accounts import Caller, Profile, Registration
 from plateforme.audit import AuditEvent
 from plateforme.clock import utcnow
+from tests.support.cli import CliResult, run_cli, settings_env
 
 STRONG = "Mangue-Velo-Nuage-Tambour"
 CALLER = Caller(address="192.0.2.7")
@@ -56,18 +54,9 @@ def purge_events(platform) -> list[AuditEvent]:
             AuditEvent.action == "account.purge_unconfirmed")).all())
 
 
-def cli(platform, *args: str) -> subprocess.CompletedProcess[str]:
-    """The command line, on the instance the platform's settings point to."""
-    settings = platform.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MC_")}
-    env.update(MC_DATA_DIR=str(settings.data_dir), MC_SECRET_KEY=settings.secret_key or "",
-               MC_ISSUER=settings.issuer, MC_REDIS_PREFIX=settings.redis_prefix)
-    if settings.database_url:
-        env["MC_DATABASE_URL"] = settings.database_url
-    if settings.redis_url:
-        env["MC_REDIS_URL"] = settings.redis_url
-    return subprocess.run([sys.executable, "-m", "martinique_connect", *args],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+def cli(platform, *args: str) -> CliResult:
+    """The command line (in process), on the instance the platform's settings point to."""
+    return run_cli(settings_env(platform.settings), *args)
 
 
 def test_purge_deletes_only_long_dead_registrations(platform, user) -> None:

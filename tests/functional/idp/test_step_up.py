@@ -5,7 +5,6 @@ reach."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 
@@ -14,6 +13,7 @@ import pytest
 
 from tests.conftest import CodeFlow
 from tests.support.browser import query_of
+from tests.support.cli import run_cli, settings_env
 from tests.support.factors import (
     MovableClock,
     claims_of,
@@ -161,32 +161,17 @@ def test_client_minimum_level_and_the_page_for_accounts_without_a_second_factor(
     assert codes_page.status_code == 200
 
 
-def test_cli_registers_a_client_minimum_level(platform, monkeypatch, capsys) -> None:
-    from martinique_connect.cli import main
-
-    settings = platform.settings
-    env = {"MC_ISSUER": platform.url, "MC_DATA_DIR": str(settings.data_dir),
-           "MC_SECRET_KEY": settings.secret_key, "MC_DATABASE_URL": settings.database_url,
-           "MC_REDIS_URL": settings.redis_url, "MC_REDIS_PREFIX": settings.redis_prefix}
-    for key, value in env.items():
-        if value:
-            monkeypatch.setenv(key, str(value))
-
-    def run(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["martinique-connect", *args])
-        try:
-            main()
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        return 0
-
+def test_cli_registers_a_client_minimum_level(platform) -> None:
+    env = settings_env(platform.settings, MC_ISSUER=platform.url)
     common = ("clients", "create", "--redirect-uri", "http://127.0.0.1:9999/cb")
-    assert run(*common, "--name", "Amendes", "--default-acr", "eidas2", "--json") == 0
-    created = json.loads(capsys.readouterr().out)
+    done = run_cli(env, *common, "--name", "Amendes", "--default-acr", "eidas2", "--json")
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
     assert created["default_acr"] == "eidas2"
     assert platform.provider.clients.get(created["client_id"]).default_acr == "eidas2"
-    assert run(*common, "--name", "X", "--default-acr", "eidas9") == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    refused = run_cli(env, *common, "--name", "X", "--default-acr", "eidas9")
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(("amrs", "amr", "acr"), [

@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import Backend, Platform
+from tests.support.cli import CliResult
+from tests.support.cli import run_cli as in_process_cli
 from tests.support.live import free_port
 
 
@@ -37,10 +39,10 @@ def cli_env(backend: Backend, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "martinique_connect", *args], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def run_cli(env: dict[str, str], *args: str) -> CliResult:
+    """A command (in process, ``tests.support.cli``) with the ``MC_*`` settings of ``env``;
+    the servers themselves are real processes (``start_instance``)."""
+    return in_process_cli(env, *args)
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Instances:
         self.running.append(instance)
         return instance
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str) -> CliResult:
         return run_cli(self.env(free_port()), *args)
 
 

@@ -1,22 +1,20 @@
-"""The ``services`` command group, run as a process against its own data directory."""
+"""The ``services`` command group, run (in process, ``tests.support.cli``) against its own
+data directory."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-CLI = Path(sys.executable).parent / "martinique-connect"
+from tests.support.cli import CliResult, run_cli
 
 
-def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(data_dir: Path, *args: str) -> CliResult:
     env = {**os.environ, "MC_DATA_DIR": str(data_dir), "MC_ENVIRONMENT": "test"}
     env.pop("MC_DATABASE_URL", None)
     env.pop("MC_REDIS_URL", None)
-    return subprocess.run([str(CLI), *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return run_cli(env, *args)
 
 
 def test_catalogue_orders_and_statement_commands(tmp_path: Path) -> None:

@@ -3,9 +3,8 @@ accepts (uvicorn serving over TLS on loopback), keys readable by their owner onl
 
 from __future__ import annotations
 
+import os
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,16 +16,14 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from martinique_connect.certs import create_dev_certificates
+from tests.support.cli import run_cli
 from tests.support.live import free_port
-
-CLI = str(Path(sys.executable).parent / "martinique-connect")
 
 
 def test_the_command_writes_ca_and_server_certificates(tmp_path: Path) -> None:
     out = tmp_path / "dev"
-    result = subprocess.run([CLI, "certs", "dev", "--out", str(out), "--name", "localhost",
-                             "--name", "127.0.0.1", "--name", "mc.localhost"],
-                            capture_output=True, text=True, timeout=60)
+    result = run_cli(os.environ, "certs", "dev", "--out", str(out), "--name", "localhost",
+                     "--name", "127.0.0.1", "--name", "mc.localhost")
     assert result.returncode == 0, result.stderr
     assert "(créée)" in result.stdout
     for name in ("ca.key", "server.key"):
@@ -49,16 +46,14 @@ def test_the_command_writes_ca_and_server_certificates(tmp_path: Path) -> None:
             .verify(leaf, [])
 
     # Again: the CA is kept (a browser that trusts it still does), the server cert is new.
-    again = subprocess.run([CLI, "certs", "dev", "--out", str(out)], capture_output=True,
-                           text=True, timeout=60)
+    again = run_cli(os.environ, "certs", "dev", "--out", str(out))
     assert again.returncode == 0 and "(existante, gardée)" in again.stdout
     assert x509.load_pem_x509_certificate((out / "ca.crt").read_bytes()) == ca
     assert x509.load_pem_x509_certificate((out / "server.crt").read_bytes()) != leaf
 
 
 def test_bad_names_are_refused_in_one_line(tmp_path: Path) -> None:
-    result = subprocess.run([CLI, "certs", "dev", "--out", str(tmp_path), "--name", "a b"],
-                            capture_output=True, text=True, timeout=60)
+    result = run_cli(os.environ, "certs", "dev", "--out", str(tmp_path), "--name", "a b")
     assert result.returncode == 2
     assert result.stderr.strip().startswith("erreur : nom de machine invalide")
     assert "Traceback" not in result.stderr

@@ -1,4 +1,7 @@
-"""The ``martinique-connect`` command as scripts use it: JSON out, exit 2 on bad input."""
+"""The ``martinique-connect`` command as scripts use it: JSON out, exit 2 on bad input.
+
+The commands run in process (``tests.support.cli``); the console script itself, as a process,
+is tested at the end of this file."""
 
 from __future__ import annotations
 
@@ -14,24 +17,28 @@ from pathlib import Path
 import pyotp
 import pytest
 
-CLI = [sys.executable, "-m", "martinique_connect"]
+from tests.support.cli import CliResult, run_cli, run_cli_process
 
 
 @pytest.fixture
-def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+def env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MC_")}
     env.update(MC_DATA_DIR=str(tmp_path), MC_SECRET_KEY="cli-test-secret")
+    return env
 
-    def _run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
-                              timeout=120, check=False)
+
+@pytest.fixture
+def run(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    def _run(*args: str) -> CliResult:
+        return run_cli(env, *args)
 
     return _run
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> None:
+def _one_line_error(result: CliResult | subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
+    assert "erreur :" not in result.stdout, "the error goes to stderr alone"
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
@@ -96,8 +103,8 @@ def test_bad_input_exit_2_one_line(run, args) -> None:  # type: ignore[no-untype
     _one_line_error(run(*args))
 
 
-def test_serve_refuses_several_workers_without_redis(run) -> None:  # type: ignore[no-untyped-def]
-    result = run("serve", "--workers", "2")
+def test_serve_refuses_several_workers_without_redis(env: dict[str, str]) -> None:
+    result = run_cli_process(env, "serve", "--workers", "2")  # the real process
     _one_line_error(result)
     assert "MC_REDIS_URL" in result.stderr
 
@@ -210,3 +217,58 @@ def test_clients_create_refuses_an_unknown_organisation(run) -> None:  # type: i
     ok = run("clients", "create", "--name", "X", "--redirect-uri", "https://x.mq/cb",
              "--org", "lamentin", "--json")
     assert json.loads(ok.stdout)["organisation"] == "lamentin"
+
+
+def test_invocations_in_one_process_share_nothing(tmp_path: Path) -> None:
+    """Each invocation reads its settings when it runs and closes what it opened: two data
+    directories in one process stay apart, and no database file is left open."""
+    first, second = ({**os.environ, "MC_DATA_DIR": str(tmp_path / name),
+                      "MC_SECRET_KEY": f"secret-{name}"} for name in ("a", "b"))
+    created = run_cli(first, "clients", "create", "--name", "A", "--redirect-uri",
+                      "https://a.example.mq/cb", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(run_cli(second, "clients", "list", "--json").stdout) == []
+    listed = json.loads(run_cli(first, "clients", "list", "--json").stdout)
+    assert [c["client_id"] for c in listed] == [json.loads(created.stdout)["client_id"]]
+    kids = {k["kid"] for k in json.loads(run_cli(first, "keys", "list", "--json").stdout)}
+    assert kids.isdisjoint(k["kid"] for k in json.loads(
+        run_cli(second, "keys", "list", "--json").stdout))
+    fds = Path("/proc/self/fd")
+    if fds.is_dir():  # Linux: the engines were disposed of
+        opened = {os.path.realpath(fds / fd) for fd in os.listdir(fds)}
+        assert not any(str(tmp_path) in path for path in opened), opened
+
+
+def test_a_provider_command_imports_only_the_provider(env: dict[str, str]) -> None:
+    """Once the database is at its last migration, ``clients list`` loads neither the console
+    nor the archives nor the catalogue (seconds of import in every command's process)."""
+    assert run_cli(env, "orgs", "list").returncode == 0  # migrations applied
+    probe = ("import sys\n"
+             "from martinique_connect.cli import app\n"
+             "code = app(['clients', 'list', '--json'], standalone_mode=False)\n"
+             "loaded = {m.split('.')[0] for m in sys.modules}\n"
+             "print(code, sorted(loaded & {'idp', 'admin_ui', 'archivage', "
+             "'services_mutualises'}))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 ['idp']"
+
+
+# --- the console script, as a process -------------------------------------------------------
+
+
+def test_console_script_bad_input_and_help(env: dict[str, str]) -> None:
+    """What scripts see of the real program: exit 2 and one line on stderr for bad input (a
+    usage error, a refused value), the help on stdout with exit 0, JSON on stdout."""
+    _one_line_error(run_cli_process(env, "clients", "frobnicate"))
+    refused = run_cli_process(env, "users", "create", "--email", "a@example.mq",
+                              "--password", "court")
+    _one_line_error(refused)
+    assert refused.stderr.startswith("erreur : ") and refused.stdout == ""
+    helped = run_cli_process(env, "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "clients" in helped.stdout and "archives" in helped.stdout
+    listed = run_cli_process(env, "orgs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 39

@@ -1,19 +1,18 @@
 """``martinique-connect mandates record|revoke`` (a relationship the collectivity verified)
-and ``clients create --delegation-allowed``, as scripts use them."""
+and ``clients create --delegation-allowed``, as scripts use them (run in process,
+``tests.support.cli``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-m", "martinique_connect"]
+from tests.support.cli import CliResult, run_cli
 
 
 @pytest.fixture
@@ -21,9 +20,8 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MC_")}
     env.update(MC_DATA_DIR=str(tmp_path), MC_SECRET_KEY="cli-test-secret")
 
-    def _run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
-                              timeout=120, check=False)
+    def _run(*args: str) -> CliResult:
+        return run_cli(env, *args)
 
     return _run
 
