@@ -72,7 +72,27 @@ def _unit_summary(archives: ArchivesDep, unit: Any) -> dict[str, Any]:
             "appraisal_end": unit.appraisal_end.isoformat() if unit.appraisal_end else None}
 
 
-@router.post("/deposits", status_code=201, summary="Verser un ou plusieurs fichiers")
+# The deposit's body is read by hand (streamed to disk, never whole in memory): FastAPI cannot
+# infer it, so it is described here for /openapi.json (and its clients, and schemathesis).
+DEPOSIT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object", "required": ["metadata", "file"],
+            "properties": {
+                "metadata": {"type": "string", "description": "JSON : title, description, "
+                             "producer, start_date, end_date, keywords, classification, "
+                             "language, document_type, parent, rules, deposit_id, "
+                             "files[i].sha256|sha512 (voir docs/archivage.md)"},
+                "file": {"type": "array", "minItems": 1,
+                         "items": {"type": "string", "format": "binary"}},
+            },
+        },
+        "encoding": {"metadata": {"contentType": "application/json"}},
+    }}}}
+
+
+@router.post("/deposits", status_code=201, summary="Verser un ou plusieurs fichiers",
+             openapi_extra=DEPOSIT_BODY)
 async def deposit(request: Request, actor: Writer, archives: ArchivesDep) -> Response:
     """``multipart/form-data``: a ``metadata`` field (JSON: title, description, producer,
     dates, keywords, classification, language, document_type, parent, rules, deposit_id,
