@@ -3,7 +3,7 @@ the documented status codes, content types and schemas. Bounded in time (few exa
 operation). Every API the domains add to the schema is covered without changing this test.
 
 Two runs: without credentials (most of the archive and catalogue API answers 401 there), and
-with a bearer token of a client acting for a demo organisation holding every archive and
+with a bearer token of a client acting for a commune (Macouba) holding every archive and
 catalogue scope, so the requests reach the routes' own validation and services."""
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ MAX_EXAMPLES = 20
 # The authenticated run does real work (deposits, orders): fewer examples per operation keep
 # the file within about a minute per backend.
 AUTHENTICATED_EXAMPLES = 6
-ORGANISATION = "lamentin"
+# A reference commune no other test uses: the deposits and orders of the run stay out of
+# the other tests' way on the session's platform.
+ORGANISATION = "macouba"
 SCOPES = ["archives:read", "archives:write", "archives:admin",
           "services:read", "services:order", "services:admin"]
 
