@@ -80,7 +80,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/archives_ingest.py
 
-## make loadtest: a short headless locust profile (every journey, 4 users, 20 s) against a
+## make loadtest: a short headless locust profile (every journey, 6 users, 20 s) against a
 ## throw-away `serve --workers 2` on 127.0.0.1 (PostgreSQL + Redis when reachable); locust's
 ## CSV and HTML reports in var/loadtest/. Capacity steps: see docs/capacite.md, e.g.
 ## make loadtest LOADTEST_ARGS="--journeys first-sign-in,sso,resource-server --users 1,2,4,8"

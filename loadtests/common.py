@@ -36,19 +36,29 @@ class App:
 
 @dataclass(frozen=True)
 class Config:
-    """Written by ``loadtests/prepare.py``: who signs in, with which applications."""
+    """Written by ``loadtests/prepare.py``: who signs in, with which applications; for the
+    archive and catalogue journeys, the organisation they act for, its clients, and the CTM
+    approver (an account signing in with ``approver_app``, same password as the others)."""
 
     issuer: str
     password: str
     users: list[str]
     apps: list[App]
     resource_server: App
+    organisation: str
+    archives_client: App
+    buyer_client: App
+    approver_app: App
+    approver: str
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
         return cls(
             issuer=data["issuer"], password=data["password"], users=list(data["users"]),
             apps=[App(**a) for a in data["apps"]], resource_server=App(**data["resource_server"]),
+            organisation=data["organisation"], archives_client=App(**data["archives_client"]),
+            buyer_client=App(**data["buyer_client"]), approver_app=App(**data["approver_app"]),
+            approver=data["approver"],
         )
 
 
@@ -92,12 +102,15 @@ def hop_name(url: str) -> str:
 class Journey:
     """One journey of one simulated person, on locust's HTTP client (its cookie jar is the
     person's browser). Use as a context manager: on success the whole journey is reported
-    as a ``JOURNEY`` request named ``name``; on :class:`JourneyFailed` as a failed one."""
+    as a ``JOURNEY`` request named ``name``; on :class:`JourneyFailed` as a failed one.
+    ``report=False``: a preliminary step (an approver signing in once), reported only when
+    it fails; its requests are in the statistics anyway."""
 
-    def __init__(self, user: Any, name: str) -> None:
+    def __init__(self, user: Any, name: str, *, report: bool = True) -> None:
         self.user = user
         self.client = user.client
         self.name = name
+        self.report = report
         self.ok = False
         self._start = 0.0
 
@@ -109,7 +122,7 @@ class Journey:
         elapsed_ms = (time.perf_counter() - self._start) * 1000
         failed = exc if isinstance(exc, JourneyFailed) else None
         self.ok = exc is None
-        if exc is None or failed is not None:
+        if (exc is None and self.report) or failed is not None:
             self.user.environment.events.request.fire(
                 request_type=JOURNEY, name=self.name, response_time=elapsed_ms,
                 response_length=0, exception=failed, context={},
@@ -147,6 +160,21 @@ class Journey:
     def post_form(self, url: str, data: dict[str, str], *, stop_at: str) -> tuple[Any, str]:
         response = self.call("POST", url, data=data, expect=(200, 302, 303))
         return self.follow(response, url, stop_at=stop_at)
+
+
+def client_credentials(journey: Journey, cfg: Config, client: App, scope: str) -> str:
+    """An access token for ``client`` (acting for its organisation) with ``scope``."""
+    answer = journey.call("POST", cfg.issuer + "/token", expect=(200,),
+                          name="/token (client_credentials)",
+                          data={"grant_type": "client_credentials", "scope": scope},
+                          auth=(client.client_id, client.client_secret)).json()
+    if set(str(answer.get("scope", "")).split()) != set(scope.split()):
+        raise JourneyFailed(f"token granted {answer.get('scope')!r} instead of {scope!r}")
+    return str(answer["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def authorize_url(issuer: str, app: App, challenge: str, state: str, nonce: str,

@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # common, journeys
 
+from journeys.archives import ArchiveDepositAndDownload  # noqa: E402
+from journeys.catalogue import CatalogueOrder  # noqa: E402
 from journeys.idp import FirstSignIn, ResourceServer, SsoSecondApplication  # noqa: E402
 from locust import HttpUser, constant  # noqa: E402
 
@@ -38,3 +40,15 @@ class ResourceServerUser(HttpUser):
     weight = 1
     wait_time = constant(WAIT)
     tasks = [ResourceServer]
+
+
+class ArchiveUser(HttpUser):
+    weight = 1
+    wait_time = constant(WAIT)
+    tasks = [ArchiveDepositAndDownload]
+
+
+class CatalogueUser(HttpUser):
+    weight = 1
+    wait_time = constant(WAIT)
+    tasks = [CatalogueOrder]

@@ -1,6 +1,6 @@
 """``make loadtest``: locust against a throw-away ``martinique-connect serve`` on 127.0.0.1.
 
-    .venv/bin/python loadtests/run.py [--journeys mix] [--users 4] [--seconds 20]
+    .venv/bin/python loadtests/run.py [--journeys mix] [--users 6] [--seconds 20]
                                       [--workers 2] [--accounts N] [--out var/loadtest]
 
 The same set-up as ``make bench`` (``bench/run.py``, reused here): a temporary data
@@ -10,7 +10,8 @@ stopped at the end whatever happens. ``loadtests/prepare.py`` registers the appl
 creates the test accounts, then locust runs headless once per (journey, user count) step:
 
 * ``--journeys``: ``mix`` (every journey, weighted as in ``locustfile.py``) or a
-  comma-separated list of ``first-sign-in``, ``sso``, ``resource-server`` (one run each);
+  comma-separated list of ``first-sign-in``, ``sso``, ``resource-server``, ``archives``,
+  ``catalogue`` (one run each);
 * ``--users``: one or more user counts (``1,2,4,8``), one run per count (the "steps").
 
 For each step the report directory gets locust's CSV files (``<step>_stats.csv``,
@@ -60,10 +61,12 @@ _wait_ready = bench.wait_ready
 bench.wait_ready = lambda url, proc, timeout=180: _wait_ready(url, proc, timeout)  # type: ignore[attr-defined]
 
 JOURNEYS = {  # name on the command line -> locust User classes
-    "mix": ["FirstSignInUser", "SsoUser", "ResourceServerUser"],
+    "mix": ["FirstSignInUser", "SsoUser", "ResourceServerUser", "ArchiveUser", "CatalogueUser"],
     "first-sign-in": ["FirstSignInUser"],
     "sso": ["SsoUser"],
     "resource-server": ["ResourceServerUser"],
+    "archives": ["ArchiveUser"],
+    "catalogue": ["CatalogueUser"],
 }
 
 
@@ -285,7 +288,8 @@ def main() -> int:
                                      "server on 127.0.0.1.")
     parser.add_argument("--journeys", default="mix",
                         help="mix, or a comma-separated list of " + ", ".join(JOURNEYS))
-    parser.add_argument("--users", default="4", help="user counts, e.g. 1,2,4,8")
+    parser.add_argument("--users", default="6", help="user counts, e.g. 1,2,4,8 (the mix "
+                        "needs 6 to run every journey: weights 2,1,1,1,1)")
     parser.add_argument("--seconds", type=int, default=20, help="duration of each step")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--accounts", type=int, default=0,

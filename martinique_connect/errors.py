@@ -15,6 +15,10 @@ from plateforme.errors import DomainError, ServiceUnavailable, TooManyRequests
 log = logging.getLogger("martinique_connect")
 
 PROBLEM = "application/problem+json"
+# FastAPI's own messages (English), said in French to the client.
+FRAMEWORK_DETAILS = {
+    "There was an error parsing the body": "Le corps de la requête est illisible (JSON attendu).",
+}
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: object) -> JSONResponse:
@@ -45,9 +49,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        titles = {404: "Introuvable", 405: "Méthode non autorisée", 413: "Contenu trop volumineux"}
-        response = problem(exc.status_code, titles.get(exc.status_code, "Erreur"),
-                           str(exc.detail) if exc.detail else None)
+        titles = {400: "Requête mal formée", 404: "Introuvable", 405: "Méthode non autorisée",
+                  413: "Contenu trop volumineux"}
+        detail = str(exc.detail) if exc.detail else None
+        detail = FRAMEWORK_DETAILS.get(detail or "", detail)
+        response = problem(exc.status_code, titles.get(exc.status_code, "Erreur"), detail)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         return response

@@ -52,6 +52,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 router = APIRouter(prefix="/api/archives", tags=["archives"], responses=ERRORS)
 CHUNK = 1024 * 1024
+MAX_OFFSET = 1_000_000_000
 
 
 def _invalid(exc: ValidationError) -> InvalidInput:
@@ -72,7 +73,27 @@ def _unit_summary(archives: ArchivesDep, unit: Any) -> dict[str, Any]:
             "appraisal_end": unit.appraisal_end.isoformat() if unit.appraisal_end else None}
 
 
-@router.post("/deposits", status_code=201, summary="Verser un ou plusieurs fichiers")
+# The deposit's body is read by hand (streamed to disk, never whole in memory): FastAPI cannot
+# infer it, so it is described here for /openapi.json (and its clients, and schemathesis).
+DEPOSIT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object", "required": ["metadata", "file"],
+            "properties": {
+                "metadata": {"type": "string", "description": "JSON : title, description, "
+                             "producer, start_date, end_date, keywords, classification, "
+                             "language, document_type, parent, rules, deposit_id, "
+                             "files[i].sha256|sha512 (voir docs/archivage.md)"},
+                "file": {"type": "array", "minItems": 1,
+                         "items": {"type": "string", "format": "binary"}},
+            },
+        },
+        "encoding": {"metadata": {"contentType": "application/json"}},
+    }}}}
+
+
+@router.post("/deposits", status_code=201, summary="Verser un ou plusieurs fichiers",
+             openapi_extra=DEPOSIT_BODY)
 async def deposit(request: Request, actor: Writer, archives: ArchivesDep) -> Response:
     """``multipart/form-data``: a ``metadata`` field (JSON: title, description, producer,
     dates, keywords, classification, language, document_type, parent, rules, deposit_id,
@@ -129,7 +150,9 @@ def search(
     level: str | None = Query(default=None, pattern="^(series|file|item)$"),
     since: date | None = None, until: date | None = None,
     final_action: str | None = Query(default=None, max_length=20),
-    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=50, ge=1, le=500),
+    # bounded: past a 64-bit integer the database refuses it (a 500, found by schemathesis)
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> dict[str, Any]:
     units = archives.units.search(actor, query=q, producer=producer,
                                   classification=classification, document_type=document_type,

@@ -27,6 +27,7 @@ FIRST_SIGN_IN = "premiere connexion (authorize, connexion, consentement, token, 
 SSO_FIRST = "sso : connexion a l'application A"
 SSO_SECOND = "sso : seconde application sans mot de passe (authorize, token, userinfo)"
 RESOURCE_SERVER = "serveur de ressources (client_credentials, introspection)"
+REPORTED = [FIRST_SIGN_IN, SSO_FIRST, SSO_SECOND, RESOURCE_SERVER]  # the JOURNEY entries
 
 # Each simulated person gets an account of their own (in this locust process), as in real
 # life: one person does not sign in from several browsers at the same instant.
@@ -43,9 +44,24 @@ def code_flow(journey: Journey, cfg: Config, app: App, email: str, *, expect_log
 
     ``expect_login``: the password form must (True) or must not (False, SSO) be shown.
     Consent is given whenever the provider asks for it."""
+    tokens = code_flow_tokens(journey, cfg, app, email, expect_login=expect_login,
+                              prompt=prompt)
+    claims: dict[str, Any] = journey.call(
+        "GET", cfg.issuer + "/userinfo", expect=(200,),
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    ).json()
+    if claims.get("email") != email:
+        raise JourneyFailed("userinfo does not name the person who signed in")
+    return claims
+
+
+def code_flow_tokens(journey: Journey, cfg: Config, app: App, email: str, *,
+                     expect_login: bool, prompt: str | None = None,
+                     scope: str = "openid profile email") -> dict[str, Any]:
+    """Authorization code + PKCE from ``/authorize`` to the token response."""
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    url = authorize_url(cfg.issuer, app, challenge, state, nonce)
+    url = authorize_url(cfg.issuer, app, challenge, state, nonce, scope=scope)
     if prompt:
         url += f"&prompt={prompt}"
     page, where = journey.browse(url, stop_at=app.redirect_uri)
@@ -68,20 +84,14 @@ def code_flow(journey: Journey, cfg: Config, app: App, email: str, *, expect_log
     answer = query_of(where)
     if answer.get("state") != state or "code" not in answer or answer.get("iss") != cfg.issuer:
         raise JourneyFailed(f"bad authorization response: {sorted(answer)}")
-    tokens = journey.call("POST", cfg.issuer + "/token", expect=(200,),
-                          name="/token (authorization_code)", data={
+    tokens: dict[str, Any] = journey.call("POST", cfg.issuer + "/token", expect=(200,),
+                                          name="/token (authorization_code)", data={
         "grant_type": "authorization_code", "code": answer["code"],
         "redirect_uri": app.redirect_uri, "code_verifier": verifier,
     }, auth=(app.client_id, app.client_secret)).json()
     if "id_token" not in tokens or "access_token" not in tokens:
         raise JourneyFailed("token response without id_token or access_token")
-    claims: dict[str, Any] = journey.call(
-        "GET", cfg.issuer + "/userinfo", expect=(200,),
-        headers={"Authorization": f"Bearer {tokens['access_token']}"},
-    ).json()
-    if claims.get("email") != email:
-        raise JourneyFailed("userinfo does not name the person who signed in")
-    return claims
+    return tokens
 
 
 class FirstSignIn(TaskSet):

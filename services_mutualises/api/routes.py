@@ -31,6 +31,7 @@ from services_mutualises.schemas import (
 
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Requête mal formée (corps JSON illisible)", **PROBLEM},
     401: {"description": "Jeton absent ou invalide", **PROBLEM},
     403: {"description": "Portée ou rôle insuffisant", **PROBLEM},
     404: {"description": "Introuvable (ou d'une autre organisation)", **PROBLEM},

@@ -247,3 +247,14 @@ def test_tokens_and_scopes(as_org, as_staff, platform) -> None:
     assert refused.status_code == 403 and "archiviste" in refused.json()["detail"]
     archivist = as_staff(("lamentin", "archivist"))
     assert archivist.deposit([("a.txt", b"a")]).status_code == 201
+
+
+def test_a_search_offset_past_any_integer_is_invalid_input_not_a_server_error(as_org) -> None:
+    """schemathesis sent offset=5e31: the database refused it (500); now a 422 problem."""
+    client = as_org("grand-riviere", ["archives:read"])
+    huge = client.get("/units", params={"offset": str(10**31)})
+    assert huge.status_code == 422, huge.text
+    assert huge.headers["content-type"].startswith("application/problem+json")
+    largest = client.get("/units", params={"offset": "1000000000"})
+    assert largest.status_code == 200, largest.text
+    assert largest.json()["items"] == []
