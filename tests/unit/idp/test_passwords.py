@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+
+import pytest
 from passlib.context import CryptContext
 
 from idp import passwords
@@ -25,3 +28,25 @@ def test_wrong_password_and_missing_hash_fail() -> None:
     hashed = passwords.hash_password("Un-mot-de-passe-solide")
     assert passwords.verify_and_update("autre", hashed) == (False, None)
     assert passwords.verify_and_update("autre", None) == (False, None)
+
+
+def test_hashing_runs_in_the_bounded_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2's 19 MiB stay resident in the thread that computed them: every hash and
+    verification runs in the pool's few threads, never in the caller's (a request thread)."""
+    threads: list[str] = []
+    real_verify = passwords._context.verify
+
+    def verify(secret: str, hashed: str) -> bool:
+        threads.append(threading.current_thread().name)
+        return bool(real_verify(secret, hashed))
+
+    monkeypatch.setattr(passwords._context, "verify", verify)
+    callers = [threading.Thread(target=passwords.burn_time, args=("x",)) for _ in range(6)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    passwords.verify_and_update("x", None)
+    assert len(threads) == 7
+    assert all(name.startswith("argon2") for name in threads)
+    assert len(set(threads)) <= passwords.HASH_THREADS
