@@ -1,7 +1,8 @@
 """Server CPU of one complete password sign-in, hop by hop, on one worker.
 
     .venv/bin/python bench/signin.py [--backend embedded|postgres] [--journeys 40]
-                                     [--warmup 5] [--profile FILE] [--json FILE]
+                                     [--warmup 5] [--profile FILE] [--yappi FILE]
+                                     [--json FILE]
 
 Starts ONE server process (``uvicorn``, one worker, the application of ``serve``) on a free
 port, with a throw-away data directory (embedded backend) or a throw-away PostgreSQL database
@@ -16,7 +17,9 @@ nanoseconds) is that request's cost, whatever the load of the machine. Each hop 
 the SQL statements executed and the key-value store calls made (hooks installed in the
 server process only). The memory of the worker (RSS, USS) is read after the warm-up and at
 the end. ``--profile`` samples the server with ``py-spy`` (``.venv/bin/pip install py-spy``)
-during the measured journeys and writes the collapsed stacks to FILE.
+during the measured journeys and writes the collapsed stacks to FILE; ``--yappi`` measures
+the CPU of every function in every thread of the server (``.venv/bin/pip install yappi``)
+and writes a pstats file (yappi inflates Python code about 3.5 times: read shares only).
 """
 
 # Fixed local commands and 127.0.0.1 URLs built here, never user input:
