@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-LAZY = ["zxcvbn", "webauthn", "OpenSSL", "boto3", "locust", "schemathesis"]
+LAZY = ["zxcvbn", "webauthn", "OpenSSL", "lxml", "bagit", "boto3", "locust", "schemathesis"]
 
 
 def test_the_application_does_not_import_what_only_some_pages_need(tmp_path) -> None:  # type: ignore[no-untyped-def]
