@@ -14,6 +14,7 @@ however many sign-ins arrive at once; the others wait their turn, which costs no
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -22,7 +23,22 @@ from passlib.context import CryptContext
 
 T = TypeVar("T")
 HASH_THREADS = 2
-_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+
+
+def _new_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="argon2")
+
+
+_pool = _new_pool()
+
+
+def _after_fork() -> None:
+    """A forked child has none of the parent's threads: it gets a pool of its own."""
+    global _pool
+    _pool = _new_pool()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _in_pool(fn: Callable[..., T], *args: object) -> T:
