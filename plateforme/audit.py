@@ -110,15 +110,18 @@ def append(session: Session, record: AuditRecord) -> AuditEvent:
     """Append ``record`` inside the caller's transaction (commit is the caller's).
 
     The head row is locked first (an UPDATE), so concurrent appends queue up and the chain
-    never forks, on SQLite as on PostgreSQL.
+    never forks, on SQLite as on PostgreSQL. The same statement returns the new sequence
+    number and the previous hash (``RETURNING``: SQLite 3.35+, PostgreSQL).
     """
-    result = session.execute(text("UPDATE plateforme_audit_head SET seq = seq + 1 WHERE id = 1"))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    head = session.execute(text(
+        "UPDATE plateforme_audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+    )).one_or_none()
+    if head is None:
         session.add(AuditHead(id=1, seq=1, hash=GENESIS))
         session.flush()
-    head = session.execute(
-        text("SELECT seq, hash FROM plateforme_audit_head WHERE id = 1")
-    ).one()
+        head = session.execute(
+            text("SELECT seq, hash FROM plateforme_audit_head WHERE id = 1")
+        ).one()
     event = AuditEvent(
         seq=head.seq,
         at=_now_ms(),

@@ -81,7 +81,9 @@ def finish(request: Request, response: Response, provider: Provider) -> Response
 
 
 def current_session(request: Request, provider: Provider) -> SSOSession | None:
-    return provider.sessions.get(request.cookies.get(SESSION_COOKIE))
+    sso = provider.sessions.get(request.cookies.get(SESSION_COOKIE))
+    request.state.seen_session = sso  # reused by page_locale only (see there)
+    return sso
 
 
 def save_interaction(
@@ -97,7 +99,17 @@ def save_interaction(
         f"idp:interaction:{interaction.id}", json.dumps(asdict(interaction)),
         ttl=provider.settings.interaction_lifetime,
     )
+    _seen_interactions(request)[interaction.id] = interaction
     return interaction
+
+
+def _seen_interactions(request: Request) -> dict[str, Interaction | None]:
+    """The interactions this request already read or wrote, by id (for page_locale)."""
+    seen: dict[str, Interaction | None] | None = getattr(request.state, "seen_interactions",
+                                                         None)
+    if seen is None:
+        seen = request.state.seen_interactions = {}
+    return seen
 
 
 def load_interaction(request: Request, provider: Provider, interaction_id: str | None
@@ -106,11 +118,10 @@ def load_interaction(request: Request, provider: Provider, interaction_id: str |
     if not interaction_id or len(interaction_id) > 64:
         return None
     raw = provider.store.get(f"idp:interaction:{interaction_id}")
-    if raw is None:
-        return None
-    interaction = Interaction(**json.loads(raw))
-    if interaction.browser != _browser_hash(browser_id(request)):
-        return None
+    interaction = Interaction(**json.loads(raw)) if raw is not None else None
+    if interaction is not None and interaction.browser != _browser_hash(browser_id(request)):
+        interaction = None
+    _seen_interactions(request)[interaction_id] = interaction
     return interaction
 
 
@@ -133,7 +144,13 @@ def page_locale(request: Request, provider: Provider, interaction_id: str | None
         return cached
     locale, journey = None, False
     interaction_id = interaction_id or request.query_params.get("interaction")
-    pending = load_interaction(request, provider, interaction_id) if interaction_id else None
+    # The page's handler has usually read the interaction and the session already: their
+    # copies serve here (one store round trip less each; only the language is read from them).
+    seen = _seen_interactions(request)
+    if interaction_id and interaction_id in seen:
+        pending = seen[interaction_id]
+    else:
+        pending = load_interaction(request, provider, interaction_id) if interaction_id else None
     if pending is not None:
         chosen = pending.extra.get("locale")
         locale = i18n.supported(chosen) if isinstance(chosen, str) else None
@@ -144,7 +161,8 @@ def page_locale(request: Request, provider: Provider, interaction_id: str | None
         journey = locale is not None
     locale = locale or i18n.supported(request.cookies.get(LANGUAGE_COOKIE))
     if locale is None and request.cookies.get(SESSION_COOKIE):
-        sso = current_session(request, provider)
+        sso = (request.state.seen_session if hasattr(request.state, "seen_session")
+               else current_session(request, provider))
         user = provider.users.get(sso.user_id) if sso is not None else None
         locale = i18n.supported(user.locale) if user is not None else None
     locale = locale or i18n.accept_language(request.headers.get("accept-language"))

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from zxcvbn import zxcvbn
-
 from idp.i18n import N_, Msg
 
 MIN_LENGTH = 12
@@ -87,6 +85,10 @@ def assess(password: str, *, user_inputs: list[str] | None = None) -> PasswordAs
                             maximum=MAX_LENGTH))
     inputs = [w for value in (user_inputs or []) for w in re.split(r"[\s@.+_-]+", value.lower())
               if len(w) >= 3]
+    # zxcvbn's dictionaries take ~12 MB per worker: loaded the first time a new password is
+    # judged (registration, change, reset), not at start-up nor for a sign-in.
+    from zxcvbn import zxcvbn
+
     estimate = zxcvbn(password[:ESTIMATE_PREFIX], user_inputs=inputs)
     score = int(estimate["score"])
     common = is_common(password)

@@ -11,30 +11,11 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    base64url_to_bytes,
-    bytes_to_base64url,
-    parse_authentication_credential_json,
-)
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from idp.i18n import N_, Msg
 from idp.models import User, WebAuthnCredential
@@ -42,6 +23,12 @@ from idp.services.factors.common import FactorFailed, clean_name
 from plateforme.clock import utcnow
 from plateforme.errors import Conflict, NotFound
 from plateforme.kv import KeyValueStore
+
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
+# ``webauthn`` (with pyOpenSSL and its attestation formats: ~6 MB per worker) is imported by
+# the functions that use it, the first time a passkey is registered or used, not at start-up.
 
 RP_NAME = "Martinique Connect"
 DEFAULT_NAME = N_("Clé d'accès")
@@ -67,6 +54,9 @@ class PasskeyUse:
 
 
 def _descriptors(credentials: list[WebAuthnCredential]) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     descriptors = []
     for cred in credentials:
         transports = []
@@ -95,12 +85,16 @@ class PasskeyService:
 
     def _remember(self, purpose: str, binding: str, challenge: bytes,
                   user_id: uuid.UUID | None) -> None:
+        from webauthn.helpers import bytes_to_base64url
+
         self._store.set(self._key(purpose, binding), json.dumps({
             "challenge": bytes_to_base64url(challenge),
             "user_id": str(user_id) if user_id else None,
         }), ttl=CHALLENGE_LIFETIME)
 
     def _take(self, purpose: str, binding: str, user_id: uuid.UUID | None) -> bytes:
+        from webauthn.helpers import base64url_to_bytes
+
         raw = self._store.take(self._key(purpose, binding))
         if raw is None:
             raise FactorFailed(N_("La demande a expiré. Réessayez."))
@@ -112,6 +106,13 @@ class PasskeyService:
     # --- registration ------------------------------------------------------------------------
 
     def registration_options(self, user: User, binding: str) -> str:
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         existing = self.list(user.id)
         if len(existing) >= MAX_PASSKEYS:
             raise Conflict(Msg("Vous avez déjà %(count)d clés d'accès.", count=MAX_PASSKEYS))
@@ -129,6 +130,10 @@ class PasskeyService:
 
     def register(self, user: User, credential: str, name: str | None,
                  binding: str) -> WebAuthnCredential:
+        from webauthn import verify_registration_response
+        from webauthn.helpers import bytes_to_base64url
+        from webauthn.helpers.exceptions import WebAuthnException
+
         challenge = self._take("register", binding, user.id)
         try:
             verified = verify_registration_response(
@@ -159,6 +164,9 @@ class PasskeyService:
     def authentication_options(self, binding: str, *, user_id: uuid.UUID | None = None) -> str:
         """Options for ``navigator.credentials.get()``. Without ``user_id`` (passwordless), any
         discoverable credential may answer; with it, only that person's passkeys."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         allowed = _descriptors(self.list(user_id)) if user_id else []
         options = generate_authentication_options(
             rp_id=self.rp_id, timeout=TIMEOUT_MS, allow_credentials=allowed,
@@ -170,6 +178,14 @@ class PasskeyService:
     def authenticate(self, credential: str, binding: str, *,
                      user_id: uuid.UUID | None = None) -> PasskeyUse:
         """Verify an assertion. With ``user_id`` the passkey must be that person's."""
+        from webauthn import verify_authentication_response
+        from webauthn.helpers import (
+            base64url_to_bytes,
+            bytes_to_base64url,
+            parse_authentication_credential_json,
+        )
+        from webauthn.helpers.exceptions import WebAuthnException
+
         challenge = self._take("factor" if user_id else "login", binding, user_id)
         try:
             parsed = parse_authentication_credential_json(credential)

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy import exists, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
@@ -209,7 +211,13 @@ class FactorService:
         )
 
     def has_second_factor(self, user_id: uuid.UUID) -> bool:
-        return bool(self.totp.list(user_id) or self.passkeys.list(user_id))
+        """Asked at every password sign-in: one ``SELECT EXISTS … OR EXISTS …``, no rows read."""
+        query = sa_select(or_(
+            exists().where(col(TotpFactor.user_id) == user_id, col(TotpFactor.confirmed)),
+            exists().where(col(WebAuthnCredential.user_id) == user_id),
+        ))
+        with self._engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
 
     # --- checks at sign-in -------------------------------------------------------------------
 
