@@ -8,6 +8,7 @@ The index is derived data: :func:`ensure_index` creates it when missing and rebu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -49,6 +50,19 @@ def set_text(session: Session, unit_id: str, body: str) -> None:
 def words(query: str) -> list[str]:
     """The words a search looks for (at most twenty)."""
     return _WORD.findall(query)[:20]
+
+
+def add_texts(session: Session, items: Sequence[tuple[str, str]]) -> None:
+    """Index units created in the caller's transaction (``(unit_id, body)`` pairs, none
+    indexed yet), in one statement per table: no search for a previous text (FTS5 cannot find
+    a row by ``unit_id`` without reading the whole index)."""
+    if not items:
+        return
+    rows = [{"u": unit_id, "b": body} for unit_id, body in items]
+    session.execute(text("INSERT INTO arch_unit_text (unit_id, body) VALUES (:u, :b)"), rows)
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("INSERT INTO arch_unit_fts (unit_id, body) VALUES (:u, :b)"),
+                        rows)
 
 
 def match_clause(session: Session, query: str) -> tuple[str, dict[str, str]] | None:

@@ -320,10 +320,10 @@ class DepositService:
                 texts[holder.id] = texts.get(holder.id, "") + "\n" + filename + "\n" + content
             session.flush()
             session.add_all(objects)
-            for unit in units:
-                fulltext.set_text(session, unit.id, _search_body(unit, texts.get(unit.id, "")))
+            fulltext.add_texts(session, [(unit.id, _search_body(unit, texts.get(unit.id, "")))
+                                         for unit in units])
             applied = rules_service.assign(session, top, metadata.rules, today)
-            rules_service.recompute(session, top)
+            rules_service.recompute(session, top, units=units)
             charge(session, organisation, total)
             removed = session.execute(delete(BlobIntent).where(
                 col(BlobIntent.id).in_([i.id for i in intents])))
@@ -421,7 +421,7 @@ class DepositService:
                                   metadata.level or "series")
             session.add(unit)
             session.flush()
-            fulltext.set_text(session, unit.id, _search_body(unit))
+            fulltext.add_texts(session, [(unit.id, _search_body(unit))])
             applied = rules_service.assign(session, unit, metadata.rules, utcnow().date())
             rules_service.recompute(session, unit)
             logbook.append(session, "accession", organisation=organisation, unit_id=unit.id,

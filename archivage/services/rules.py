@@ -158,9 +158,11 @@ def assign(session: Session, unit: Unit, assignments: Sequence[RuleAssignment],
     return applied
 
 
-def recompute(session: Session, top: Unit) -> None:
-    """Recompute the effective rules of ``top`` and of everything below it."""
-    units = list(subtree(session=session, unit=top))
+def recompute(session: Session, top: Unit, *, units: Sequence[Unit] | None = None) -> None:
+    """Recompute the effective rules of ``top`` and of everything below it; ``units``: that
+    subtree, top first, when the caller has it (a deposit's new units), rather than searched
+    for by path."""
+    units = list(subtree(session=session, unit=top)) if units is None else list(units)
     by_id = {u.id: u for u in units}
     own: dict[str, dict[str, UnitRule]] = {}
     for record in session.exec(select(UnitRule).where(

@@ -149,6 +149,38 @@ def test_concurrent_retries_produce_one_unit(as_org) -> None:
     assert len(found) == 1
 
 
+
+def test_concurrent_deposits_all_succeed(as_org) -> None:
+    """Distinct deposits at once (SQLite takes one writer at a time): each one waits for its
+    turn, none fails with « database is locked »."""
+    lamentin = as_org("lamentin")
+    tag = secrets.token_hex(4)
+    count = 12
+    results: dict[int, httpx.Response] = {}
+    barrier = threading.Barrier(count)
+
+    def send(i: int) -> None:
+        barrier.wait()
+        results[i] = lamentin.deposit(
+            [(f"d{i}-{j}.txt", f"concurrent {tag} {i} {j}".encode()) for j in range(1 + i % 3)],
+            title=f"Concurrent {tag} {i}")
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in results.values()) == [201] * count, [
+        r.text for r in results.values() if r.status_code != 201]
+    for i, response in results.items():
+        ack = response.json()
+        assert len(ack["files"]) == 1 + i % 3
+        top = ack["units"][0]["id"]
+        assert lamentin.get(f"/units/{top}").status_code == 200
+        events = [e["event_type"] for e in lamentin.get(f"/units/{top}/logbook")
+                  .json()["items"]]
+        assert "accession" in events, events
+
 def test_size_limit_answers_413_before_storing(as_org, platform) -> None:
     lamentin = as_org("lamentin")
     config = platform.live.app.state.archives.config
