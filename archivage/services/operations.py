@@ -302,9 +302,9 @@ class OperationService:
                     session.add(obj)
                     objects.append(obj)
                     text.append(obj.filename + "\n" + self._deposits._text_of(source, fmt))
-                fulltext.set_text(session, unit.id, "\n".join(
+                fulltext.add_texts(session, [(unit.id, "\n".join(  # a new unit: insert only
                     [unit.title, unit.description or "", " ".join(node.keywords),
-                     unit.producer or "", *text]))
+                     unit.producer or "", *text]))])
                 assignments = [RuleAssignment(
                     rule_id=r.rule_id, start_date=r.start_date,
                     final_action=FINAL.get(r.final_action or "") if r.kind == "appraisal"

@@ -38,15 +38,15 @@ def _submit(client, kind: str, path: Path):
 def test_seda_transfer_is_ingested_asynchronously(as_org, as_staff, tmp_path) -> None:
     as_staff(("lamentin", "archivist")).post("/rules/import", content=REFERENTIEL.encode())
     lamentin = as_org("lamentin")
-    word = "seda" + secrets.token_hex(3)
+    word, inside = "seda" + secrets.token_hex(3), "corps" + secrets.token_hex(3)
     units = [PackageUnit(
         identifier="AU1", title=f"Conseil municipal {word}", level="File",
         start_date=date(2024, 1, 1), end_date=date(2024, 12, 31),
         rules=[PackageRule("appraisal", "APP-10", date(2025, 1, 1), "Destroy")],
         children=[PackageUnit(identifier="AU2", title="Délibération 2024-01", level="Item",
                               file_refs=["content/deliberation.txt"])])]
-    path = build_seda_zip(tmp_path / "transfer.zip",
-                          {"content/deliberation.txt": f"Le conseil décide {word}".encode()},
+    body = f"Le conseil décide {word} {inside}".encode()
+    path = build_seda_zip(tmp_path / "transfer.zip", {"content/deliberation.txt": body},
                           units, message_identifier="MSG-" + secrets.token_hex(4),
                           transferring_agency="lamentin")
     response = _submit(lamentin, "seda", path)
@@ -61,6 +61,9 @@ def test_seda_transfer_is_ingested_asynchronously(as_org, as_staff, tmp_path) ->
     assert b"<ReplyCode>OK</ReplyCode>" in reply.content
     [found] = lamentin.get("/units", params={"q": word, "level": "item"}).json()["items"]
     assert found["final_action"] == "détruire" and found["appraisal_end"] == "2035-01-01"
+    # the file's text is indexed too (a word in the document only, not in its description)
+    assert [u["id"] for u in lamentin.get("/units", params={"q": inside}).json()["items"]
+            ] == [found["id"]]
     # another organisation can't poll it
     assert as_org("schoelcher").get(f"/operations/{operation['id']}").status_code == 404
     # the same transfer sent again gives the first outcome, not a second copy
