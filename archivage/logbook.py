@@ -21,6 +21,8 @@ from sqlalchemy import insert, text
 from sqlmodel import Session, col, select
 
 from archivage.models import GENESIS, LogbookEvent, LogbookHead
+from plateforme import chain
+from plateforme.chain import ChainReport
 
 
 def _iso(at: datetime) -> str:
@@ -121,43 +123,17 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
 
 
 def iter_events(session: Session, *, batch: int = 1000) -> Iterator[LogbookEvent]:
-    last = 0
-    while True:
-        rows = session.exec(select(LogbookEvent).where(col(LogbookEvent.seq) > last)
-                            .order_by(col(LogbookEvent.seq)).limit(batch)).all()
-        if not rows:
-            return
-        yield from rows
-        last = rows[-1].seq
+    return chain.iter_rows(session, LogbookEvent, batch=batch)
 
 
-@dataclass(frozen=True)
-class LogbookReport:
-    ok: bool
-    checked: int
-    first_broken: int | None = None
-    reason: str | None = None
+LogbookReport = ChainReport
 
 
 def verify(session: Session) -> LogbookReport:
     """Recompute every hash; report the first entry whose content or link does not match."""
-    prev = GENESIS
-    expected = 1
-    checked = 0
-    for event in iter_events(session):
-        if event.seq != expected:
-            return LogbookReport(False, checked, expected, "entrée manquante")
-        if event.prev_hash != prev:
-            return LogbookReport(False, checked, event.seq, "lien vers l'entrée précédente rompu")
-        if digest(prev, event) != event.hash:
-            return LogbookReport(False, checked, event.seq, "contenu modifié")
-        prev = event.hash
-        expected += 1
-        checked += 1
     head = session.get(LogbookHead, 1)
-    if head is not None and (head.seq != checked or head.hash != prev):
-        return LogbookReport(False, checked, checked + 1, "fin du journal tronquée")
-    return LogbookReport(True, checked)
+    return chain.check(iter_events(session), digest, genesis=GENESIS,
+                       head=None if head is None else (head.seq, head.hash))
 
 
 def unit_events(session: Session, unit_id: str, *, limit: int = 500) -> list[LogbookEvent]:

@@ -20,6 +20,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from plateforme import chain
+from plateforme.chain import ChainReport
 from plateforme.metrics import record_audit_failure
 
 GENESIS = "0" * 64
@@ -198,25 +200,8 @@ class AuditJournal:
             return verify_chain(session)
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    checked: int
-    first_broken: int | None = None
-    reason: str | None = None
-
-
 def iter_events(session: Session, *, batch: int = 1000) -> Iterator[AuditEvent]:
-    last = 0
-    while True:
-        rows = session.exec(
-            select(AuditEvent).where(col(AuditEvent.seq) > last).order_by(col(AuditEvent.seq))
-            .limit(batch)
-        ).all()
-        if not rows:
-            return
-        yield from rows
-        last = rows[-1].seq
+    return chain.iter_rows(session, AuditEvent, batch=batch)
 
 
 def verify_chain(session: Session) -> ChainReport:
@@ -229,23 +214,9 @@ def verify_chain(session: Session) -> ChainReport:
 
 
 def _verify_chain(session: Session) -> ChainReport:
-    prev = GENESIS
-    expected_seq = 1
-    checked = 0
-    for event in iter_events(session):
-        if event.seq != expected_seq:
-            return ChainReport(False, checked, expected_seq, "entrée manquante")
-        if event.prev_hash != prev:
-            return ChainReport(False, checked, event.seq, "lien vers l'entrée précédente rompu")
-        if _digest(prev, event) != event.hash:
-            return ChainReport(False, checked, event.seq, "contenu modifié")
-        prev = event.hash
-        expected_seq += 1
-        checked += 1
     head = session.get(AuditHead, 1)
-    if head is not None and (head.seq != checked or head.hash != prev):
-        return ChainReport(False, checked, checked + 1, "fin du journal tronquée")
-    return ChainReport(True, checked)
+    return chain.check(iter_events(session), _digest, genesis=GENESIS,
+                       head=None if head is None else (head.seq, head.hash))
 
 
 @dataclass(frozen=True)
