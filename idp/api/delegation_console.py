@@ -62,6 +62,18 @@ def _login(request: Request, provider: Provider) -> Response:
     return finish(request, RedirectResponse(target, status_code=303), provider)
 
 
+def _signed_in_form(request: Request, provider: Provider, templates: Jinja2Templates,
+                    csrf: Any, token: str, purpose: str) -> SSOSession | Response:
+    """The signed-in person posting a form with a valid CSRF token for ``purpose``; else the
+    answer to give (to the sign-in page, or the CSRF refusal)."""
+    sso = _signed_in(request, provider)
+    if sso is None:
+        return _login(request, provider)
+    if not csrf_ok(request, csrf, token, purpose):
+        return csrf_refused(request, templates, provider)
+    return sso
+
+
 def _is_mediator(provider: Provider, user_id: uuid.UUID) -> bool:
     return any(g.role == MEDIATOR_ROLE for g in provider.organisations.roles_of(user_id))
 
@@ -82,7 +94,11 @@ def _ends_at(value: str) -> datetime:
     return datetime.combine(day, time(23, 59), tzinfo=ZoneInfo(LOCAL_TIME)).astimezone(UTC)
 
 
-def _terms(client: str, scopes: list[str], ends: str) -> MandateTerms:
+def _terms(provider: Provider, client: str, scopes: list[str], ends: str) -> MandateTerms:
+    """The terms of a mandate from its form; a service that does not accept mandates is
+    refused."""
+    if client and client not in dict(_delegable_clients(provider)):
+        raise DomainError("Ce service n'accepte pas les procurations.")
     return MandateTerms(clients=(client,) if client else (),
                         scopes=tuple(dict.fromkeys(["openid", *scopes])), ends_at=_ends_at(ends))
 
@@ -154,19 +170,15 @@ def mandate_create(
     ends_at: Annotated[str, Form(max_length=20)] = "", csrf_token: Token = "",
 ) -> Response:
     """A gives B a mandate."""
-    sso = _signed_in(request, provider)
-    if sso is None:
-        return _login(request, provider)
-    if not csrf_ok(request, csrf, csrf_token, "mandate-create"):
-        return csrf_refused(request, templates, provider)
+    sso = _signed_in_form(request, provider, templates, csrf, csrf_token, "mandate-create")
+    if isinstance(sso, Response):
+        return sso
     values = {"mandatary": mandatary, "client": client, "ends_at": ends_at,
               "scopes": scopes or []}
     caller = caller_of(request)
     try:
-        if client and client not in dict(_delegable_clients(provider)):
-            raise DomainError("Ce service n'accepte pas les procurations.")
-        provider.mandates.create_self(sso.user_id, mandatary, _terms(client, scopes or [],
-                                                                     ends_at),
+        provider.mandates.create_self(sso.user_id, mandatary,
+                                      _terms(provider, client, scopes or [], ends_at),
                                       address=caller.address, request_id=caller.request_id)
     except DomainError as exc:
         return _list_page(request, templates, provider, sso, errors={"mandatary": exc.message},
@@ -178,11 +190,9 @@ def mandate_create(
 def mandate_revoke(request: Request, mandate_id: str, provider: ProviderDep,
                    templates: TemplatesDep, csrf: CsrfDep, csrf_token: Token = "") -> Response:
     """A withdraws a mandate: B's delegated sessions end, their tokens are revoked."""
-    sso = _signed_in(request, provider)
-    if sso is None:
-        return _login(request, provider)
-    if not csrf_ok(request, csrf, csrf_token, "mandate-revoke"):
-        return csrf_refused(request, templates, provider)
+    sso = _signed_in_form(request, provider, templates, csrf, csrf_token, "mandate-revoke")
+    if isinstance(sso, Response):
+        return sso
     caller = caller_of(request)
     try:
         provider.revoke_mandate(mandate_id, sso.user_id, address=caller.address,
@@ -225,18 +235,14 @@ def mediation_start(
     ends_at: Annotated[str, Form(max_length=20)] = "", csrf_token: Token = "",
 ) -> Response:
     """The mediator names the person present; a code goes to the person's address."""
-    sso = _signed_in(request, provider)
-    if sso is None:
-        return _login(request, provider)
-    if not csrf_ok(request, csrf, csrf_token, "mediation-start"):
-        return csrf_refused(request, templates, provider)
+    sso = _signed_in_form(request, provider, templates, csrf, csrf_token, "mediation-start")
+    if isinstance(sso, Response):
+        return sso
     values = {"mandator": mandator, "client": client, "ends_at": ends_at,
               "scopes": scopes or []}
     caller = caller_of(request)
     try:
-        if client and client not in dict(_delegable_clients(provider)):
-            raise DomainError("Ce service n'accepte pas les procurations.")
-        terms = _terms(client, scopes or [], ends_at)
+        terms = _terms(provider, client, scopes or [], ends_at)
         mandate, person, code = provider.mandates.start_mediation(
             sso.user_id, mandator, terms, accredited=_is_mediator(provider, sso.uid),
             address=caller.address, request_id=caller.request_id)
@@ -262,11 +268,9 @@ def mediation_confirm(
     code: Annotated[str, Form(max_length=12)] = "", csrf_token: Token = "",
 ) -> Response:
     """The person read out the code: the mandate is active."""
-    sso = _signed_in(request, provider)
-    if sso is None:
-        return _login(request, provider)
-    if not csrf_ok(request, csrf, csrf_token, "mediation-confirm"):
-        return csrf_refused(request, templates, provider)
+    sso = _signed_in_form(request, provider, templates, csrf, csrf_token, "mediation-confirm")
+    if isinstance(sso, Response):
+        return sso
     caller = caller_of(request)
     try:
         provider.mandates.confirm_mediation(mandate, sso.user_id, code, address=caller.address,

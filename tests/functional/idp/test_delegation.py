@@ -397,3 +397,24 @@ def test_only_accredited_mediators_use_the_desk(platform, browser) -> None:
     with pytest.raises(Exception, match="habilité"):
         platform.provider.mandates.start_mediation(
             someone["id"], person["email"], _terms(), accredited=False)
+
+
+def test_the_mandate_form_refuses_a_forged_post_and_a_service_not_opted_in(
+        platform, browser) -> None:
+    giver = platform.create_user()
+    helper = platform.create_user()
+    closed = platform.create_client(name="Service sans procuration")  # not opted in
+    login = browser.get(platform.url + "/connexion?retour=/compte/procurations")
+    page = browser.login(login, giver["email"], giver["password"])
+    fields = browser.form_fields(page.text, "/compte/procurations")
+    ends = (utcnow() + timedelta(days=30)).date().isoformat()
+    forged = browser.post(platform.url + "/compte/procurations", {
+        **fields, "csrf_token": "x" * 40, "mandatary": helper["email"], "ends_at": ends})
+    assert forged.status_code == 403 and "Formulaire expiré" in forged.text
+    refused = browser.post(platform.url + "/compte/procurations", {
+        **fields, "mandatary": helper["email"], "client": closed["client_id"],
+        "ends_at": ends})
+    assert refused.status_code == 422
+    assert "Ce service n&#39;accepte pas les procurations." in refused.text \
+        or "Ce service n'accepte pas les procurations." in refused.text
+    assert platform.provider.mandates.given(giver["id"]) == []
