@@ -166,6 +166,17 @@ def get_access_token_record(*, session: Session, jti: str) -> AccessTokenRecord 
     return session.get(AccessTokenRecord, jti)
 
 
+def get_grant_and_user_for_jti(*, session: Session, jti: str) -> tuple[Grant, User] | None:
+    """The grant of an access token and its account, in one statement (``/userinfo``)."""
+    row = session.exec(
+        select(Grant, User)
+        .join(AccessTokenRecord, col(AccessTokenRecord.grant_id) == col(Grant.id))
+        .join(User, col(User.id) == col(Grant.user_id))
+        .where(AccessTokenRecord.jti == jti)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def purge_expired(*, session: Session, now: datetime) -> int:
     """Remove expired refresh tokens, access-token records and revocation entries."""
     total = 0

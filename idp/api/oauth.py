@@ -87,8 +87,8 @@ def _userinfo(provider: Any, token_value: str) -> Response:
     scope = claims.get("scope", "")
     if "openid" not in scope.split():
         return _bearer_error(403, "insufficient_scope", "The openid scope is required")
-    grant = provider.tokens.grant_for_jti(claims["jti"])
-    user = provider.users.get(grant.user_id) if grant is not None else None
+    found = provider.tokens.grant_and_user_for_jti(claims["jti"])
+    grant, user = found if found is not None else (None, None)
     if grant is None or grant.revoked_at is not None or user is None or user.locked:
         return _bearer_error(401, "invalid_token", "The access token is invalid or expired")
     ctx = AuthContext(user=user, sub=claims["sub"], sid=grant.sid, auth_time=grant.auth_time,

@@ -23,8 +23,18 @@ class OpenIDCode(_OpenIDCode):  # type: ignore[misc]
         self.provider = provider
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
-        """OIDC Core §3.1.2.1: a nonce already bound to an issued code is refused (replay)."""
-        return self.provider.store.get(nonce_key(request.payload.client_id, nonce)) is not None
+        """OIDC Core §3.1.2.1: a nonce already bound to an issued code is refused (replay).
+
+        Authlib validates the request twice when it issues the code (consent, then the
+        response): a nonce found free earlier in the same request is not read again (no code
+        of this request is saved between the two checks)."""
+        key = nonce_key(request.payload.client_id, nonce)
+        if getattr(request, "_mc_nonce_free", None) == key:
+            return False
+        used = self.provider.store.get(key) is not None
+        if not used:
+            request._mc_nonce_free = key
+        return used
 
     def generate_user_info(self, user: AuthContext, scope: str) -> dict[str, Any]:
         """The ID token's claims of the person; a delegated session adds ``act`` (the

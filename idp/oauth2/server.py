@@ -86,6 +86,12 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(Revocation(provider))
         self.register_endpoint(EndSession(provider))
 
+    def create_token_response(self, request: Any = None) -> Any:
+        """One read of the signing keys' stamp for the whole response (its access token and
+        ID token), not one per signature (:meth:`KeyService.one_stamp`)."""
+        with self.provider.keys.one_stamp():
+            return super().create_token_response(request)
+
     def query_client(self, client_id: str) -> OAuthClient | None:
         """RFC 6749 §2.2: disabled or unknown clients do not exist for the protocol."""
         if not isinstance(client_id, str) or not client_id or len(client_id) > 100:

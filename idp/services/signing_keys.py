@@ -8,9 +8,10 @@ the JWKS but not yet signing. ``rotate`` promotes it to ``active``, demotes the 
 Several processes share the keys through the database. Each caches its view for
 ``CACHE_SECONDS``; every change (ensure, rotate, retire) also writes a new random stamp to the
 key-value store (Redis in production), and signing compares that stamp with the one its view
-was loaded under — one KV GET per signature — so a process never signs with a key another
-process has demoted or retired: it reloads first. Verification and the published JWKS use the
-time-bounded cache only.
+was loaded under — one KV GET per signature, or per token response inside
+:meth:`KeyService.one_stamp` (its access token and ID token) — so a process never signs with
+a key another process had demoted or retired when the signature (or the response) began: it
+reloads first. Verification and the published JWKS use the time-bounded cache only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -44,6 +48,9 @@ CACHE_SECONDS = 2.0
 VERSION_KEY = "idp:keys:version"
 VERSION_TTL = 30 * 24 * 3600
 _UNKNOWN = object()  # the store did not answer: fall back to the time-bounded cache
+# Inside KeyService.one_stamp(): the stamp read by the first signature of the block (empty
+# until then), which the block's other signatures reuse.
+_block_stamp: ContextVar[list[object] | None] = ContextVar("signing_key_stamp", default=None)
 
 
 @dataclass(frozen=True)
@@ -166,12 +173,31 @@ class KeyService:
     def invalidate(self) -> None:
         self._view = None
 
+    @contextmanager
+    def one_stamp(self) -> Iterator[None]:
+        """Within the block (one token response: access token, ID token), the store's stamp
+        is read once, by the first signature, and reused by the others: the keys are those
+        current when the block's first signature began, as if the whole response had been
+        signed at that instant."""
+        token = _block_stamp.set([])
+        try:
+            yield
+        finally:
+            _block_stamp.reset(token)
+
     def signing_key(self, alg: str) -> Key:
         """The active key of ``alg``, never one another process has since demoted or
         retired: the view is reloaded when the store's stamp differs from the one it was
         loaded under, or when it has no active key of ``alg``."""
         view = self.view()
-        version = self._read_version()
+        block = _block_stamp.get()
+        if block is None:
+            version = self._read_version()
+        elif block:
+            version = block[0]
+        else:
+            version = self._read_version()
+            block.append(version)
         if (version is not _UNKNOWN and version != view.version) or alg not in view.signing:
             with self._lock:
                 current = self._view

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from idp import repository
-from idp.models import AccessTokenRecord, Grant, RefreshToken
+from idp.models import AccessTokenRecord, Grant, RefreshToken, User
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
 from plateforme.kv import KeyValueStore
@@ -315,6 +315,11 @@ class TokenService:
             if record is None:
                 return None
             return repository.get_grant(session=session, grant_id=record.grant_id)
+
+    def grant_and_user_for_jti(self, jti: str) -> tuple[Grant, User] | None:
+        """The grant of an access token and its account (one SQL statement), or None."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            return repository.get_grant_and_user_for_jti(session=session, jti=jti)
 
     def end_session_grants(self, sid: str) -> list[str]:
         """At logout, revoke the session's grants, except offline ones (``offline_access``)."""

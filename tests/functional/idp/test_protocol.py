@@ -194,6 +194,20 @@ def test_userinfo_get_and_post(flow, user) -> None:
     assert "phone_number" not in got
 
 
+def test_userinfo_refuses_the_token_of_a_locked_account(flow, platform) -> None:
+    person = platform.create_user(given_name="Marie", family_name="Essai", email_verified=True)
+    access = flow.token(flow.get_code(person)["code"]).json()["access_token"]
+    url = f"{flow.platform.url}/userinfo"
+    headers = {"Authorization": f"Bearer {access}"}
+    assert httpx.get(url, headers=headers).json()["email"] == person["email"]
+    platform.provider.users.set_locked(person["id"], True, actor=None, reason="test")
+    refused = httpx.get(url, headers=headers)
+    assert refused.status_code == 401
+    assert "invalid_token" in refused.headers["www-authenticate"]
+    platform.provider.users.set_locked(person["id"], False, actor=None, reason="test")
+    assert httpx.get(url, headers=headers).status_code == 200
+
+
 def test_refresh_rotation_and_introspection(flow, user, platform) -> None:
     tokens = flow.token(flow.get_code(user)["code"]).json()
     auth = (flow.client["client_id"], flow.client["client_secret"])

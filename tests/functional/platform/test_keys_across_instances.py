@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -120,3 +121,49 @@ def test_a_revocation_through_one_instance_is_seen_by_the_other_within_the_bound
     for instance in (a, b):
         assert httpx.post(instance.url + "/introspect", data={"token": tokens[2]},
                           auth=credentials).json()["active"] is True
+
+
+def test_a_token_response_reads_the_key_stamp_once_and_still_follows_a_rotation_elsewhere(
+        platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside ``one_stamp`` (one token response) the stamp is read by the first signature
+    only; the next block, begun after another process rotated, signs with the new key."""
+    from idp.services import signing_keys
+    from idp.services.signing_keys import KeyService
+
+    # The time-bounded cache never expires here: only the stamp can make a reload happen.
+    monkeypatch.setattr(signing_keys, "CACHE_SECONDS", 3600.0)
+    keys = platform.provider.keys
+    keys.invalidate()
+    keys.view()
+    alg = platform.provider.settings.signing_alg
+    reads: list[str] = []
+    store = platform.provider.store
+
+    class CountingStore:
+        def get(self, key: str) -> Any:
+            reads.append(key)
+            return store.get(key)
+
+    keys._store = CountingStore()  # type: ignore[assignment]
+    try:
+        with keys.one_stamp():
+            first = keys.signing_key(alg)
+            again = keys.signing_key(alg)
+        assert len(reads) == 1 and first.kid == again.kid
+
+        # Another process (its own KeyService on the same database and store) rotates.
+        elsewhere = KeyService(platform.provider.engine, keys._cipher,
+                               max_token_lifetime=keys._max_token_lifetime, store=store)
+        elsewhere.rotate()
+        with keys.one_stamp():
+            rotated = keys.signing_key(alg)
+            assert keys.signing_key(alg).kid == rotated.kid
+        assert len(reads) == 2
+        assert rotated.kid != first.kid
+        assert rotated.kid == elsewhere.signing_key(alg).kid
+        # Outside a block, every signature still reads the stamp.
+        keys.signing_key(alg)
+        keys.signing_key(alg)
+        assert len(reads) == 4
+    finally:
+        keys._store = store
