@@ -250,15 +250,18 @@ class DepositService:
             session.commit()
         unique = {f.staged.digests["sha512"]: f.staged.path for f in files}
         try:
+            # The staged files are ours and only deleted after the deposit: the first
+            # location on their file system keeps them by a hard link (no new inode, none
+            # freed); every other location gets its own copy.
             if len(unique) == 1:
-                self._blobs.put_file(*next(iter(unique.items())))
+                self._blobs.put_file(*next(iter(unique.items())), adopt=True)
             else:
                 # Copies are written and fsync-ed by a few threads at once (fsync releases
                 # the GIL; the file system's journal then commits their metadata together).
                 # Leaving the block waits for every write, so a failure is abandoned only
                 # once nothing is being written any more.
                 with ThreadPoolExecutor(min(_STORE_THREADS, len(unique))) as pool:
-                    for future in [pool.submit(self._blobs.put_file, key, path)
+                    for future in [pool.submit(self._blobs.put_file, key, path, adopt=True)
                                    for key, path in unique.items()]:
                         future.result()
         except BaseException:
