@@ -263,7 +263,6 @@ class FilesystemBlobStore:
         return self._tmp / f"{secrets.token_hex(8)}.{os.getpid()}.{self._host}.tmp"
 
     def put_file(self, key: str, path: Path) -> None:
-        final = self.path_of(key)
         tmp = self._temporary()
         try:
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -273,6 +272,43 @@ class FilesystemBlobStore:
                 os.fsync(out)
             finally:
                 os.close(out)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        self._place(key, tmp)
+
+    def adopt_file(self, key: str, path: Path) -> bool:
+        """Store the file at ``path`` under ``key`` by a hard link to it instead of a copy,
+        when both are on the same file system: no new inode, no copy of the bytes, and the
+        file at ``path`` is not freed when its caller deletes it (creating and freeing inodes
+        by the thousand is what costs most on ext4). The caller must never modify the file
+        at ``path`` afterwards. The data is ``fsync``-ed as by :meth:`put_file`. Returns
+        False (after a copy by :meth:`put_file`) where a link is impossible."""
+        tmp = self._temporary()
+        try:
+            os.link(path, tmp, follow_symlinks=False)
+        except OSError:  # another file system, links refused: an ordinary copy
+            self.put_file(key, path)
+            return False
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        self._place(key, tmp)
+        return True
+
+    def _place(self, key: str, tmp: Path) -> None:
+        """Rename the ``fsync``-ed temporary file ``tmp`` to ``key``'s place and ``fsync``
+        the folders changed."""
+        final = self.path_of(key)
+        try:
             created = not final.parent.is_dir()
             if created:
                 final.parent.mkdir(mode=0o700, exist_ok=True)
@@ -373,8 +409,13 @@ class ReplicatedBlobs:
     def locations(self) -> list[str]:
         return [s.name for s in self.stores]
 
-    def put_file(self, key: str, path: Path) -> list[str]:
+    def put_file(self, key: str, path: Path, *, adopt: bool = False) -> list[str]:
         """Write ``path`` under ``key`` to every location; returns the locations written.
+
+        ``adopt``: the caller gives the file up (it will only delete it): the first
+        filesystem location on the same file system keeps it by a hard link
+        (:meth:`FilesystemBlobStore.adopt_file`) instead of a copy; every other location
+        still gets a copy of its own, so the copies stay distinct files.
 
         Raises:
             InsufficientCopies: fewer than ``min_copies`` succeeded. Copies this call created
@@ -388,7 +429,10 @@ class ReplicatedBlobs:
         for store in self.stores:
             try:
                 existed = store.exists(key)
-                store.put_file(key, path)
+                if adopt and isinstance(store, FilesystemBlobStore):
+                    adopt = not store.adopt_file(key, path)  # adopted once at most
+                else:
+                    store.put_file(key, path)
             except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
                 log.warning("blob %s not written to %s: %s", key, store.name, exc)
                 errors[store.name] = f"{type(exc).__name__}: {exc}"

@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete
+from sqlalchemy import delete, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -56,6 +56,13 @@ SEDA_VERSION = "2.2"
 _STORE_THREADS = 8  # files of one deposit written to the locations at once
 
 
+class _Intent(NamedTuple):
+    """A committed ``BlobIntent`` row: the blob it names may be written."""
+
+    id: str
+    blob_key: str
+
+
 @dataclass
 class IncomingFile:
     """A file of a deposit, staged with its digests; ``filename`` as the client sent it."""
@@ -82,6 +89,14 @@ def require_writer(actor: Actor) -> str:
 def _search_body(unit: Unit, extra: str = "") -> str:
     parts = [unit.title, unit.description or "", " ".join(json.loads(unit.keywords)),
              unit.producer or "", unit.classification or "", unit.document_type or "", extra]
+    return "\n".join(p for p in parts if p)
+
+
+def _search_body_of(row: dict[str, Any], extra: str = "") -> str:
+    """:func:`_search_body` of a unit given as a row of :meth:`DepositService._item_row`."""
+    parts = [row["title"], row["description"] or "", " ".join(json.loads(row["keywords"])),
+             row["producer"] or "", row["classification"] or "", row["document_type"] or "",
+             extra]
     return "\n".join(p for p in parts if p)
 
 
@@ -225,22 +240,28 @@ class DepositService:
                                field="parent")
         return parent
 
-    def _store(self, files: Sequence[IncomingFile]) -> list[BlobIntent]:
-        intents = [BlobIntent(blob_key=f.staged.digests["sha512"]) for f in files]
+    def _store(self, files: Sequence[IncomingFile]) -> list[_Intent]:
+        # Plain rows in one INSERT: building an ORM object per file cost more than the rest.
+        now = utcnow()
+        intents = [_Intent(uuid.uuid4().hex, f.staged.digests["sha512"]) for f in files]
         with Session(self._engine, expire_on_commit=False) as session:
-            session.add_all(intents)
+            session.execute(insert(BlobIntent.__table__), [  # type: ignore[attr-defined]
+                {"id": i.id, "blob_key": i.blob_key, "created_at": now} for i in intents])
             session.commit()
         unique = {f.staged.digests["sha512"]: f.staged.path for f in files}
         try:
+            # The staged files are ours and only deleted after the deposit: the first
+            # location on their file system keeps them by a hard link (no new inode, none
+            # freed); every other location gets its own copy.
             if len(unique) == 1:
-                self._blobs.put_file(*next(iter(unique.items())))
+                self._blobs.put_file(*next(iter(unique.items())), adopt=True)
             else:
                 # Copies are written and fsync-ed by a few threads at once (fsync releases
                 # the GIL; the file system's journal then commits their metadata together).
                 # Leaving the block waits for every write, so a failure is abandoned only
                 # once nothing is being written any more.
                 with ThreadPoolExecutor(min(_STORE_THREADS, len(unique))) as pool:
-                    for future in [pool.submit(self._blobs.put_file, key, path)
+                    for future in [pool.submit(self._blobs.put_file, key, path, adopt=True)
                                    for key, path in unique.items()]:
                         future.result()
         except BaseException:
@@ -248,7 +269,7 @@ class DepositService:
             raise
         return intents
 
-    def _abandon(self, intents: Sequence[BlobIntent]) -> None:
+    def _abandon(self, intents: Sequence[_Intent]) -> None:
         """Remove the blobs these intents named, unless a recorded file refers to them."""
         with Session(self._engine, expire_on_commit=False) as session:
             for intent in intents:
@@ -272,7 +293,7 @@ class DepositService:
 
     def _record(self, actor: Actor, organisation: str, key: str, fingerprint: str,
                 metadata: DepositMetadata, files: Sequence[IncomingFile],
-                formats: Sequence[FileFormat], intents: Sequence[BlobIntent],
+                formats: Sequence[FileFormat], intents: Sequence[_Intent],
                 parent: Unit | None, total: int, today: Any) -> dict[str, Any]:
         naan = self._config.naan
         locations = self._blobs.locations
@@ -286,44 +307,53 @@ class DepositService:
                                  "item" if single else (metadata.level or "file"))
             session.add(top)
             session.flush()
-            units = [top]
-            objects: list[DataObject] = []
+            # The top unit is the only one that may carry rules of its own: its effective
+            # rules are computed as for any unit; its items (new, without rules of their own,
+            # blocking nothing) inherit them as they stand.
+            applied = rules_service.assign(session, top, metadata.rules, today)
+            rules_service.recompute(session, top, units=[top])
+            # Items and files are inserted as plain rows, one statement per table: an ORM
+            # object per file (pydantic defaults, instrumentation, unit of work) was the
+            # largest cost of a deposit of small documents.
+            now = utcnow()
+            copies = json.dumps(locations)
+            units: list[dict[str, Any]] = [{
+                "id": top.id, "title": top.title, "level": top.level,
+                "parent_id": top.parent_id}]
+            items: list[dict[str, Any]] = []
+            objects: list[dict[str, Any]] = []
             texts: dict[str, str] = {}
             for index, incoming in enumerate(files):
                 described = metadata.files[index] if index < len(metadata.files) else None
                 filename = neutral_filename(incoming.filename, f"document-{index + 1}")
                 if single:
-                    holder = top
+                    holder_id = top.id
                 else:
-                    holder = Unit(
-                        id=mint(), organisation=organisation, parent_id=top.id,
-                        path=f"{top.path}", level="item",
-                        title=(described.title if described and described.title
-                               else filename),
-                        producer=top.producer, start_date=top.start_date,
-                        end_date=top.end_date, classification=top.classification,
-                        language=top.language, document_type=top.document_type,
-                        deposit_id=deposit.id)
-                    holder.path = f"{top.path}{holder.id}/"
-                    session.add(holder)
-                    units.append(holder)
+                    holder_id = mint()
+                    item = {**self._item_row(top, now), "id": holder_id,
+                            "path": f"{top.path}{holder_id}/",
+                            "title": (described.title if described and described.title
+                                      else filename)}
+                    items.append(item)
+                    units.append({"id": holder_id, "title": item["title"], "level": "item",
+                                  "parent_id": top.id})
                 fmt = formats[index]
-                obj = DataObject(
-                    unit_id=holder.id, filename=filename, media_type=fmt.media_type,
-                    format_id=fmt.puid, size=incoming.staged.size,
-                    sha512=incoming.staged.digests["sha512"],
-                    sha256=incoming.staged.digests["sha256"],
-                    blob_key=incoming.staged.digests["sha512"],
-                    locations=json.dumps(locations))
-                objects.append(obj)
+                digests = incoming.staged.digests
+                objects.append({
+                    "id": uuid.uuid4().hex, "unit_id": holder_id, "filename": filename,
+                    "media_type": fmt.media_type, "format_id": fmt.puid,
+                    "size": incoming.staged.size, "sha512": digests["sha512"],
+                    "sha256": digests["sha256"], "blob_key": digests["sha512"],
+                    "locations": copies, "stored_at": now, "destroyed_at": None})
                 content = self._text_of(incoming, fmt)
-                texts[holder.id] = texts.get(holder.id, "") + "\n" + filename + "\n" + content
-            session.flush()
-            session.add_all(objects)
-            fulltext.add_texts(session, [(unit.id, _search_body(unit, texts.get(unit.id, "")))
-                                         for unit in units])
-            applied = rules_service.assign(session, top, metadata.rules, today)
-            rules_service.recompute(session, top, units=units)
+                texts[holder_id] = texts.get(holder_id, "") + "\n" + filename + "\n" + content
+            if items:
+                session.execute(insert(Unit.__table__), items)  # type: ignore[attr-defined]
+            session.execute(insert(DataObject.__table__),  # type: ignore[attr-defined]
+                            objects)
+            fulltext.add_texts(session, [(top.id, _search_body(top, texts.get(top.id, "")))] + [
+                (item["id"], _search_body_of(item, texts.get(item["id"], "")))
+                for item in items])
             charge(session, organisation, total)
             removed = session.execute(delete(BlobIntent).where(
                 col(BlobIntent.id).in_([i.id for i in intents])))
@@ -334,11 +364,12 @@ class DepositService:
                 "received_at": deposit.created_at.astimezone(UTC).isoformat(),
                 "seda_version": SEDA_VERSION, "fingerprint": fingerprint,
                 "total_bytes": total, "locations": locations,
-                "units": [{"id": u.id, "ark": ark(naan, u.id), "title": u.title,
-                           "level": u.level, "parent": u.parent_id} for u in units],
-                "files": [{"unit_id": o.unit_id, "object_id": o.id, "filename": o.filename,
-                           "size": o.size, "media_type": o.media_type,
-                           "format_id": o.format_id, "sha512": o.sha512, "sha256": o.sha256}
+                "units": [{"id": u["id"], "ark": ark(naan, u["id"]), "title": u["title"],
+                           "level": u["level"], "parent": u["parent_id"]} for u in units],
+                "files": [{"unit_id": o["unit_id"], "object_id": o["id"],
+                           "filename": o["filename"], "size": o["size"],
+                           "media_type": o["media_type"], "format_id": o["format_id"],
+                           "sha512": o["sha512"], "sha256": o["sha256"]}
                           for o in objects],
                 "rules": applied,
                 "effective_rules": {"appraisal_rule": top.appraisal_rule,
@@ -357,15 +388,16 @@ class DepositService:
                                      operation_id=deposit.id, agent=actor.label,
                                      detail={"deposit_id": key, "units": len(units),
                                              "files": len(objects), "bytes": total})]
-            entries += [logbook.Entry("accession", organisation=organisation, unit_id=unit.id,
-                                      operation_id=deposit.id, agent=actor.label,
-                                      detail={"title": unit.title, "level": unit.level})
+            entries += [logbook.Entry("accession", organisation=organisation,
+                                      unit_id=unit["id"], operation_id=deposit.id,
+                                      agent=actor.label,
+                                      detail={"title": unit["title"], "level": unit["level"]})
                         for unit in units]
             entries += [logbook.Entry("message digest calculation", organisation=organisation,
-                                      unit_id=obj.unit_id, object_id=obj.id,
+                                      unit_id=obj["unit_id"], object_id=obj["id"],
                                       operation_id=deposit.id, agent=actor.label,
-                                      detail={"sha512": obj.sha512, "size": obj.size,
-                                              "format": obj.format_id, "copies": locations})
+                                      detail={"sha512": obj["sha512"], "size": obj["size"],
+                                              "format": obj["format_id"], "copies": locations})
                         for obj in objects]
             if applied:
                 entries.append(logbook.Entry("policy assignment", organisation=organisation,
@@ -380,6 +412,21 @@ class DepositService:
             session.commit()
         metrics.record_deposit("accepted", total)
         return ack
+
+    @staticmethod
+    def _item_row(top: Unit, now: datetime) -> dict[str, Any]:
+        """The columns of a new item under ``top`` but its id, path and title: descriptive
+        metadata copied from ``top``, effective rules inherited from it."""
+        return {
+            "organisation": top.organisation, "parent_id": top.id, "level": "item",
+            "description": None, "producer": top.producer, "start_date": top.start_date,
+            "end_date": top.end_date, "keywords": "[]", "classification": top.classification,
+            "language": top.language, "document_type": top.document_type,
+            "deposit_id": top.deposit_id, "status": "active",
+            "appraisal_rule": top.appraisal_rule, "appraisal_end": top.appraisal_end,
+            "final_action": top.final_action, "access_rule": top.access_rule,
+            "access_end": top.access_end, "on_hold": top.on_hold, "blocked": "[]",
+            "created_at": now, "eliminated_at": None}
 
     def _new_unit(self, metadata: UnitMetadata, organisation: str, parent: Unit | None,
                   deposit_id: str | None, level: str) -> Unit:

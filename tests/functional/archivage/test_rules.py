@@ -88,3 +88,53 @@ def test_rules_at_deposit_inheritance_block_and_change(as_org, as_staff) -> None
     unknown = lamentin.deposit([("c.txt", b"c")], rules=[{"rule_id": "NOPE",
                                                         "final_action": "conserver"}])
     assert unknown.status_code == 422
+
+
+def test_items_of_a_deposit_inherit_the_deposit_s_rules_and_description(as_org, as_staff
+                                                                       ) -> None:
+    """The items of a deposit of several files (inserted as rows, not computed one by one)
+    carry the top unit's description and its effective rules, own (access) or inherited from
+    the series (appraisal, hold); their files, texts and logbook are those of each file."""
+    as_staff(("lamentin", "archivist")).post("/rules/import", content=REFERENTIEL.encode())
+    lamentin = as_org("lamentin")
+    series = lamentin.post("/units", json={
+        "title": "Contentieux " + secrets.token_hex(3), "level": "series",
+        "rules": [{"rule_id": "APP-10", "start_date": "2015-06-30", "final_action": "trier"},
+                  {"rule_id": "HOLD-1", "start_date": "2024-01-01"}]})
+    assert series.status_code == 201, series.text
+    word = "zqx" + secrets.token_hex(4)
+    files = [("memoire.txt", f"mémoire en défense {word}".encode()),
+             ("piece.bin", b"\x00\x01binaire"), ("note.txt", b"note interne")]
+    ack = lamentin.deposit(files, level="file", parent=series.json()["id"],
+                           title="Recours " + secrets.token_hex(3), producer="Service juridique",
+                           classification="4.1", document_type="recours", language="fr",
+                           start_date="2023-02-01", end_date="2024-05-31",
+                           rules=[{"rule_id": "ACC-25", "start_date": "2024-05-31"}],
+                           files=[{"title": "Mémoire en défense"}])
+    assert ack.status_code == 201, ack.text
+    body = ack.json()
+    top, *items = body["units"]
+    assert [i["title"] for i in items] == ["Mémoire en défense", "piece.bin", "note.txt"]
+    expected_rules = lamentin.get(f"/units/{top['id']}").json()["rules"]
+    assert expected_rules["appraisal_rule"] == "APP-10" and expected_rules["on_hold"] is True
+    assert expected_rules["access_rule"] == "ACC-25"
+    assert expected_rules["access_end"] == "2049-05-31"
+    for item, (name, data), stored in zip(items, files, body["files"], strict=True):
+        detail = lamentin.get(f"/units/{item['id']}").json()
+        assert detail["rules"] == expected_rules
+        assert detail["level"] == "item" and detail["status"] == "active"
+        assert detail["parent"] == top["id"] and detail["keywords"] == []
+        assert (detail["producer"], detail["classification"], detail["document_type"],
+                detail["language"], detail["start_date"], detail["end_date"]) == (
+            "Service juridique", "4.1", "recours", "fr", "2023-02-01", "2024-05-31")
+        [obj] = detail["objects"]
+        assert (obj["id"], obj["filename"], obj["size"]) == (stored["object_id"], name,
+                                                             len(data))
+        assert stored["unit_id"] == item["id"]
+        content = lamentin.get(f"/units/{item['id']}/objects/{obj['id']}/content")
+        assert content.content == data
+        events = [e["event_type"] for e in lamentin.get(f"/units/{item['id']}/logbook")
+                  .json()["items"]]
+        assert events[:2] == ["accession", "message digest calculation"]
+    found = lamentin.get("/units", params={"q": word}).json()["items"]
+    assert [u["id"] for u in found] == [items[0]["id"]]

@@ -262,6 +262,56 @@ def test_put_writes_every_location(two: Two, tmp_path: Path) -> None:
     assert blobs.check(key, "SHA-512", key) == [CopyStatus("a", "ok"), CopyStatus("b", "ok")]
 
 
+def test_adopted_file_is_linked_into_one_location_and_copied_to_the_others(
+        two: Two, tmp_path: Path) -> None:
+    a, b, blobs = two
+    data = b"registre des deliberations"
+    key = sha512(data)
+    source = write(tmp_path, data)
+    assert blobs.put_file(key, source, adopt=True) == ["a", "b"]
+    linked, copied = a.path_of(key).stat(), b.path_of(key).stat()
+    assert linked.st_ino == source.stat().st_ino and linked.st_nlink == 2  # no new inode
+    assert copied.st_ino != linked.st_ino and copied.st_nlink == 1  # a copy of its own
+    source.unlink()  # what the caller does with its staged file afterwards
+    assert a.path_of(key).read_bytes() == data == b.path_of(key).read_bytes()
+    assert blobs.check(key, "SHA-512", key) == [CopyStatus("a", "ok"), CopyStatus("b", "ok")]
+    assert not list(a._tmp.iterdir()) and not list(b._tmp.iterdir())
+
+
+def test_adopt_copies_where_a_link_is_refused(two: Two, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, blobs = two
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(blobs_module.os, "link", refuse)
+    data = b"arrete du maire"
+    key = sha512(data)
+    source = write(tmp_path, data)
+    assert blobs.put_file(key, source, adopt=True) == ["a", "b"]
+    for store in (a, b):
+        assert store.path_of(key).stat().st_ino != source.stat().st_ino
+        assert store.path_of(key).read_bytes() == data
+
+
+def test_adopted_link_is_fsynced(store: FilesystemBlobStore, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobs_module.os, "fsync", record)
+    data = b"proces-verbal"
+    source = write(tmp_path, data)
+    assert store.adopt_file(sha512(data), source) is True
+    assert source.stat().st_ino in synced  # the data, before the rename
+    assert store.path_of(sha512(data)).parent.stat().st_ino in synced  # then the folder
+
+
 def test_insufficient_copies_rolls_back(tmp_path: Path) -> None:
     a = FilesystemBlobStore(tmp_path / "a", name="a")
     blobs = ReplicatedBlobs([a, BrokenStore()], min_copies=2)
