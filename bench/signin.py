@@ -28,11 +28,8 @@ and writes a pstats file (yappi inflates Python code about 3.5 times: read share
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -41,13 +38,16 @@ import tempfile
 import time
 from collections import defaultdict
 from contextlib import ExitStack, suppress
-from html import unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+from loadtests.common import form_fields, pkce_pair, query_of  # noqa: E402 - after the path
+
 PASSWORD = "Charge-Madinina-972-Essai"  # noqa: S105 - throw-away accounts
 REDIRECT = "http://127.0.0.1:9/bench/callback"
 ACCOUNTS = 8
@@ -188,21 +188,6 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"rss": info.rss / 2**20, "uss": info.uss / 2**20}
 
 
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def form_fields(html: str, action: str) -> dict[str, str]:
-    forms = [f for f in re.findall(r"<form[^>]*>.*?</form>", html, re.S)
-             if f'action="{action}"' in f]
-    if not forms:
-        raise SystemExit(f"no form posting to {action} on the page:\n{html[:400]}")
-    return {name: unescape(value) for name, value in
-            re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', forms[0])}
-
-
 class Meter:
     """Per hop: server CPU (ns), SQL statements and key-value calls, summed over journeys."""
 
@@ -258,7 +243,7 @@ def journey(meter: Meter, base: str, creds: dict[str, Any], email: str) -> None:
     assert r.status_code == 303, r.status_code
     r = meter.call("GET /authorize/continue (2)", "GET", base + r.headers["location"])
     assert r.status_code in (302, 303), r.status_code
-    answer = {k: v[0] for k, v in parse_qs(urlsplit(r.headers["location"]).query).items()}
+    answer = query_of(r.headers["location"])
     assert answer.get("state") == state and "code" in answer, answer
     r = meter.call("POST /token", "POST", base + "/token", data={
         "grant_type": "authorization_code", "code": answer["code"], "redirect_uri": REDIRECT,
