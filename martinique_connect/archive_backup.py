@@ -13,11 +13,12 @@ from sqlmodel import Session
 
 from archivage import Archives
 from martinique_connect.backup import register_part
+from martinique_connect.seals import JwksVerifier
 from plateforme.blobs import make_blob_stores
 from plateforme.settings import Settings
 
 
-class StoredKeysVerifier:
+class StoredKeysVerifier(JwksVerifier):
     """``archivage.interfaces.Signer`` for checking seals without a running provider (after a
     restore): verifies against the public keys of the signing keys stored in the database
     that are still published (every status but ``retired``). It never signs."""
@@ -37,29 +38,6 @@ class StoredKeysVerifier:
 
     def sign(self, payload: bytes) -> str:
         raise RuntimeError("StoredKeysVerifier only verifies")
-
-    def verify(self, token: str) -> bytes | None:
-        from joserfc import jws
-        from joserfc.errors import JoseError
-        from joserfc.jwk import KeySet
-
-        try:
-            keys = KeySet.import_key_set(self._keys())  # type: ignore[arg-type]
-            return bytes(jws.deserialize_compact(token, keys, algorithms=["ES256", "RS256"])
-                         .payload)
-        except (JoseError, ValueError):
-            return None
-
-    def key_published(self, token: str) -> bool:
-        import base64
-        import json
-
-        try:
-            raw = token.split(".", 1)[0]
-            kid = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))).get("kid")
-        except (ValueError, AttributeError):
-            return False
-        return any(k.get("kid") == kid for k in self._keys()["keys"])
 
 
 class ArchiveBackupPart:

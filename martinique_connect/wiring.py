@@ -21,6 +21,7 @@ from sqlmodel import Session
 import idp
 from archivage import Archives
 from idp import repository as idp_repository
+from martinique_connect.seals import JwksVerifier
 from plateforme.blobs import make_blob_stores
 from plateforme.kv import KeyValueStore
 from plateforme.resource_server import AccessTokenValidator
@@ -172,7 +173,7 @@ def archives_token_validator(provider: idp.Provider) -> AccessTokenValidator:
     return token_validator(provider, "/api/archives")
 
 
-class PlatformSigner:
+class PlatformSigner(JwksVerifier):
     """``archivage.interfaces.Signer`` with the IdP's current signing key (JWS, ES256 or
     RS256), verified against the published JWKS."""
 
@@ -186,28 +187,8 @@ class PlatformSigner:
         key = self._provider.keys.signing_key(alg)
         return jws.serialize_compact({"alg": alg, "kid": key.kid, "typ": "JWS"}, payload, key)
 
-    def verify(self, token: str) -> bytes | None:
-        from joserfc import jws
-        from joserfc.errors import JoseError
-        from joserfc.jwk import KeySet
-
-        try:
-            keys = KeySet.import_key_set(self._provider.keys.jwks())  # type: ignore[arg-type]
-            return bytes(jws.deserialize_compact(token, keys, algorithms=["ES256", "RS256"])
-                         .payload)
-        except (JoseError, ValueError):
-            return None
-
-    def key_published(self, token: str) -> bool:
-        import base64
-        import json
-
-        try:
-            raw = token.split(".", 1)[0]
-            kid = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))).get("kid")
-        except (ValueError, AttributeError):
-            return False
-        return any(k.get("kid") == kid for k in self._provider.keys.jwks().get("keys", []))
+    def _keys(self) -> dict[str, Any]:
+        return self._provider.keys.jwks()  # type: ignore[no-any-return]
 
 
 def build_archives(settings: Settings, engine: Engine, provider: idp.Provider) -> Archives:
