@@ -171,6 +171,17 @@ class BlobStore(Protocol):
 # --------------------------------------------------------------------------- filesystem
 
 
+@contextlib.contextmanager
+def _removed_on_failure(tmp: Path) -> Iterator[None]:
+    """Delete the temporary file ``tmp`` if the block fails (it is never left half-written)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -264,7 +275,7 @@ class FilesystemBlobStore:
 
     def put_file(self, key: str, path: Path) -> None:
         tmp = self._temporary()
-        try:
+        with _removed_on_failure(tmp):
             out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 with open(path, "rb") as src:
@@ -272,10 +283,6 @@ class FilesystemBlobStore:
                 os.fsync(out)
             finally:
                 os.close(out)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
         self._place(key, tmp)
 
     def adopt_file(self, key: str, path: Path) -> bool:
@@ -291,16 +298,12 @@ class FilesystemBlobStore:
         except OSError:  # another file system, links refused: an ordinary copy
             self.put_file(key, path)
             return False
-        try:
+        with _removed_on_failure(tmp):
             fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
         self._place(key, tmp)
         return True
 
@@ -308,15 +311,11 @@ class FilesystemBlobStore:
         """Rename the ``fsync``-ed temporary file ``tmp`` to ``key``'s place and ``fsync``
         the folders changed."""
         final = self.path_of(key)
-        try:
+        with _removed_on_failure(tmp):
             created = not final.parent.is_dir()
             if created:
                 final.parent.mkdir(mode=0o700, exist_ok=True)
             os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
         _fsync_dir(final.parent)
         if created:
             _fsync_dir(self.root)
