@@ -65,6 +65,7 @@ __all__ = [
     "make_blob_stores",
     "normalise_algorithm",
     "receive",
+    "stage_bytes",
 ]
 
 _CHUNK = 1024 * 1024
@@ -590,6 +591,26 @@ class _Writer:
         for digest in self.hashes.values():
             digest.update(data)
         self.out.write(data)
+
+
+def stage_bytes(data: bytes, directory: Path,
+                algorithms: Sequence[str] = ("sha512", "sha256")) -> StagedFile:
+    """Write ``data`` (a small upload received whole) to a new file in ``directory``, with its
+    digests: what :func:`receive` does, without its worker thread, for a part small enough
+    to be hashed and written at once (tens of microseconds for a few tens of KiB)."""
+    names = [normalise_algorithm(a) for a in algorithms]
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"upload-{secrets.token_hex(12)}.part"
+    digests = {a: hashlib.new(a, data).hexdigest() for a in names}
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        raise
+    return StagedFile(path, len(data), digests)
 
 
 async def receive(chunks: AsyncIterator[bytes], directory: Path, *, max_bytes: int | None,

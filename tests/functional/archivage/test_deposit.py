@@ -76,6 +76,61 @@ def test_many_files_make_a_file_of_items(as_org) -> None:
     assert {c["id"] for c in children} == {i["id"] for i in items}
 
 
+def test_small_and_large_files_keep_their_order_and_digests(as_org, platform) -> None:
+    """Small parts are kept in memory and written in batches, a large one is streamed: the
+    acknowledgement lists every file in the order sent, each with its own digests."""
+    from archivage.api.multipart import SMALL_BATCH, SMALL_PART
+
+    lamentin = as_org("lamentin")
+    small = [(f"note-{i}.bin", secrets.token_bytes(20_000)) for i in range(
+        SMALL_BATCH // 20_000 + 5)]  # more than one batch of small parts
+    large = ("plan.bin", secrets.token_bytes(SMALL_PART * 3 + 17))
+    files = [small[0], large, *small[1:]]
+    response = lamentin.deposit(files, title="Dossier mêlé", level="file")
+    assert response.status_code == 201, response.text
+    ack = response.json()
+    assert [f["sha512"] for f in ack["files"]] == [
+        hashlib.sha512(data).hexdigest() for _, data in files]
+    assert [f["sha256"] for f in ack["files"]] == [
+        hashlib.sha256(data).hexdigest() for _, data in files]
+    assert [u["title"] for u in ack["units"][1:]] == [name for name, _ in files]
+    assert all(p.is_file() for f in ack["files"] for p in blob_paths(platform, f["sha512"]))
+    staging = platform.live.app.state.archives.deposits.staging_root
+    assert not any(staging.glob("*/*")), list(staging.glob("*/*"))
+
+
+def test_a_large_part_over_the_limit_is_refused_and_nothing_is_kept(as_org, platform) -> None:
+    from archivage.api.multipart import SMALL_PART
+
+    lamentin = as_org("lamentin")
+    config = platform.live.app.state.archives.config
+    staging = platform.live.app.state.archives.deposits.staging_root
+    previous = config.max_deposit_bytes
+    config.max_deposit_bytes = SMALL_PART * 2
+    first = secrets.token_bytes(SMALL_PART // 2)
+    data = secrets.token_bytes(SMALL_PART * 4)
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: only the streaming can refuse it
+        yield (b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n"
+               b'{"title": "gros"}\r\n--XyZ\r\nContent-Disposition: form-data; '
+               b'name="file"; filename="petit.bin"\r\n\r\n' + first + b"\r\n--XyZ\r\n"
+               b'Content-Disposition: form-data; name="file"; filename="gros.bin"\r\n\r\n')
+        for i in range(0, len(data), 65536):
+            yield data[i:i + 65536]
+        yield b"\r\n--XyZ--\r\n"
+
+    try:
+        response = httpx.post(lamentin.url("/deposits"), content=chunked(), headers={
+            **lamentin.headers, "Content-Type": "multipart/form-data; boundary=XyZ"})
+    finally:
+        config.max_deposit_bytes = previous
+    assert response.status_code == 413, response.text
+    for content in (first, data):
+        assert not any(p.exists() for p in blob_paths(platform, hashlib.sha512(
+            content).hexdigest()))
+    assert not any(staging.glob("*/*")), list(staging.glob("*/*"))
+
+
 def test_a_series_holds_deposits(as_org) -> None:
     lamentin = as_org("lamentin")
     series = lamentin.post("/units", json={"title": "État civil", "level": "series"})
