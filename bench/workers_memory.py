@@ -8,7 +8,8 @@ a throw-away data directory and Redis prefix (``--workers`` > 1 needs Redis; ``e
 keeps SQLite, ``postgres`` a throw-away PostgreSQL database, as ``make bench``). Reads the
 memory of every process once the server answers, then after ``--clients`` concurrent clients
 have each run ``--journeys`` complete password sign-ins (the journey of ``bench/signin.py``),
-every request on a new connection so that the kernel spreads them over the workers.
+every request on a new connection so that the kernel spreads them over the workers, and again
+after a second identical round, whose server CPU (every process) per sign-in it prints.
 
 For each process: RSS (every page it maps, shared ones included), USS (the pages only it
 maps: what stopping it would free) and PSS (its own pages plus its share of the shared ones).
@@ -54,6 +55,18 @@ def snapshot(pid: int) -> dict[str, Any]:
     main = one(parent)
     return {"parent": main, "children": children,
             "total_pss": main["pss"] + sum(c["pss"] for c in children)}
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the parent ``pid`` and of its children."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for process in [parent, *parent.children()]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def show(label: str, snap: dict[str, Any], workers: int) -> None:
@@ -141,28 +154,39 @@ def main() -> int:
             finally:
                 c.http.close()
 
+        def clients() -> float:
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
+            wall = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return time.perf_counter() - wall
+
         load_before = Path("/proc/loadavg").read_text().split()[0]
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
-        wall = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - wall
+        wall = clients()
         time.sleep(0.5)
         warm = snapshot(proc.pid)
+        cpu_before = server_cpu(proc.pid)
+        again = clients()  # the same sign-ins again: the server's CPU per sign-in, warm
+        cpu = server_cpu(proc.pid) - cpu_before
+        end = snapshot(proc.pid)
         load_after = Path("/proc/loadavg").read_text().split()[0]
 
+    n = args.clients * args.journeys
     print(f"\nserve --workers {args.workers}, backend {args.backend}: {args.clients} clients x "
-          f"{args.journeys} sign-ins in {wall:.1f} s, load average {load_before} → "
+          f"{args.journeys} sign-ins in {wall:.1f} s, then again in {again:.1f} s "
+          f"({cpu / n * 1000:.0f} ms of server CPU per sign-in), load average {load_before} → "
           f"{load_after}" + (f", FAILURES {failures[:3]}" if failures else ""))
     show("ready", ready, args.workers)
-    show("after the sign-ins", warm, args.workers)
+    show("after the sign-ins (warm-up)", warm, args.workers)
+    show("after the second round", end, args.workers)
     if args.json:
         args.json.write_text(json.dumps({
             "workers": args.workers, "backend": args.backend, "clients": args.clients,
             "journeys": args.journeys, "load": [load_before, load_after],
-            "ready": ready, "warm": warm, "failures": failures}, indent=2))
+            "cpu_ms_per_sign_in": cpu / n * 1000, "ready": ready, "warm": warm, "end": end,
+            "failures": failures}, indent=2))
     return 1 if failures else 0
 
 
