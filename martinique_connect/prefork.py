@@ -1,7 +1,7 @@
 """Several workers forked from one parent that imported the application once.
 
 ``uvicorn.run(..., workers=N)`` starts each worker with the ``spawn`` method of
-:mod:`multiprocessing`: a fresh interpreter that imports every library again (≈ 110 MB of
+:mod:`multiprocessing`: a fresh interpreter that imports every library again (≈ 100 MB of
 Python objects per worker, nothing shared). Here the parent (``serve``) imports the application
 and its libraries once, freezes them out of the garbage collector's reach (:func:`gc.freeze`:
 a collection in a worker would otherwise write to every object's header and copy its page),
@@ -28,9 +28,10 @@ from collections.abc import Callable, Iterator
 from socket import socket
 from typing import Any
 
-# What every worker imports while it starts or serves its first requests: imported here, once.
+# What every worker imports, besides the application, while it starts or serves its first
+# requests (uvicorn's protocol and loop choices, the event loop's anyio backend, the OpenSSL
+# backend of the first token): imported here, once.
 _PRELOAD = (
-    "martinique_connect.app",
     "uvicorn.lifespan.on",
     "uvicorn.loops.auto",
     "uvicorn.protocols.http.auto",
@@ -43,8 +44,9 @@ _PRELOAD = (
 def preload() -> None:
     """Import the application's modules, then move every object they made out of the
     collector's generations (a worker never collects them: their pages stay shared)."""
+    importlib.import_module("martinique_connect.app")
     for name in _PRELOAD:
-        with contextlib.suppress(ImportError):  # an optional protocol module (uvloop…)
+        with contextlib.suppress(ImportError):  # a later uvicorn may name them otherwise
             importlib.import_module(name)
     gc.collect()
     gc.freeze()
