@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -23,9 +24,15 @@ def ensure_index(engine: Engine) -> None:
             exists = conn.execute(text(
                 "SELECT 1 FROM sqlite_master WHERE name = 'arch_unit_fts'")).first()
             if exists is None:
-                conn.execute(text(
-                    "CREATE VIRTUAL TABLE arch_unit_fts USING fts5("
-                    "unit_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"))
+                try:
+                    conn.execute(text(
+                        "CREATE VIRTUAL TABLE arch_unit_fts USING fts5("
+                        "unit_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"))
+                except OperationalError as exc:
+                    # Another worker starting at the same time created it (and fills it).
+                    if "already exists" not in str(exc):
+                        raise
+                    return
                 conn.execute(text(
                     "INSERT INTO arch_unit_fts (unit_id, body) "
                     "SELECT unit_id, body FROM arch_unit_text"))

@@ -69,7 +69,7 @@ def serve(port: int, ready_file: Path) -> None:
 
     settings = load_settings()
     configure_logging(settings.log_format, logging.WARNING)
-    app = create_app(settings)
+    app = create_app(settings, initialise=False)  # as a worker of ``serve``: see initialise()
     counts: dict[str, int] = defaultdict(int)
     lock = threading.Lock()
 
@@ -131,21 +131,51 @@ def serve(port: int, ready_file: Path) -> None:
 # --- driver side --------------------------------------------------------------------------
 
 
+def _settings(env: dict[str, str]) -> Any:
+    from plateforme.settings import Settings
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def initialise(env: dict[str, str]) -> None:
+    """What ``serve`` does once before it starts its workers (migrations, keys, console
+    client), done from this process: the server's worker then starts as one of ``serve``'s,
+    without Alembic."""
+    from idp import Provider
+    from martinique_connect.cli import initialise as initialise_provider
+    from martinique_connect.database import upgrade
+    from plateforme.db import make_engine
+    from plateforme.kv import make_store
+
+    settings = _settings(env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    store = make_store(settings.redis_url, prefix=settings.redis_prefix)
+    provider = Provider(settings=settings, engine=engine, store=store)
+    try:
+        upgrade(engine)
+        initialise_provider(provider, console=True)
+    finally:
+        provider.close()
+        if hasattr(store, "close"):
+            store.close()
+        engine.dispose()
+
+
 def arrange(env: dict[str, str]) -> dict[str, Any]:
     """The client and the accounts, created from this process (the server's worker hashes no
     password before the journeys, as a worker of ``serve``)."""
     from idp import ClientCreate, Provider, UserCreate
     from plateforme.db import make_engine
     from plateforme.kv import make_store
-    from plateforme.settings import Settings
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        settings = Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    settings = _settings(env)
     engine = make_engine(settings.sqlalchemy_url)
     store = make_store(settings.redis_url, prefix=settings.redis_prefix)
     provider = Provider(settings=settings, engine=engine, store=store)
@@ -289,6 +319,7 @@ def main() -> int:
             env.update(MC_DATABASE_URL=url, MC_REDIS_URL=bench.REDIS_URL, MC_REDIS_PREFIX=prefix)
         if args.yappi:
             env["BENCH_YAPPI"] = str(args.yappi.resolve())
+        initialise(env)
         ready = data_dir / "ready.json"
         log = (data_dir / "server.log").open("wb")
         proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--ready-file",

@@ -92,10 +92,13 @@ class Step:
 
 
 def server_processes(pid: int) -> tuple[psutil.Process, list[psutil.Process]]:
-    """The server's main process and its workers (the main process itself with one worker)."""
+    """The server's main process and its workers (the main process itself with one worker):
+    ``serve --workers N`` forks them (same command line as the main process); uvicorn alone
+    would spawn them (``multiprocessing.spawn``)."""
     main = psutil.Process(pid)
+    command = main.cmdline()
     workers = [p for p in main.children(recursive=True)
-               if "multiprocessing.spawn" in " ".join(p.cmdline())]
+               if p.cmdline() == command or "multiprocessing.spawn" in " ".join(p.cmdline())]
     return main, workers or [main]
 
 

@@ -34,7 +34,6 @@ from idp.api.discovery import WellKnownMiddleware
 from idp.api.franceconnect import franceconnect_upstream
 from idp.oauth2.integration import OAuth2EndpointsMiddleware, StarletteServer
 from martinique_connect import errors, wiring
-from martinique_connect.database import upgrade
 from martinique_connect.wiring import install_services
 from plateforme import metrics
 from plateforme.audit import AuditRecord
@@ -80,6 +79,8 @@ def create_app(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.sqlalchemy_url)
     if initialise:
+        from martinique_connect.database import upgrade  # Alembic: not in serve's workers
+
         upgrade(engine)
     store = store or make_store(settings.redis_url, prefix=settings.redis_prefix)
     provider = idp.Provider(settings=settings, engine=engine, store=store, http=http)

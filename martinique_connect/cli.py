@@ -197,7 +197,8 @@ def serve(
 ) -> None:
     """Start the server (uvicorn), after migrations and key creation.
 
-    With several workers, the metrics of every worker are summed through
+    With several workers, this process imports the application once and forks them
+    (:mod:`martinique_connect.prefork`), and the metrics of every worker are summed through
     ``PROMETHEUS_MULTIPROC_DIR`` (a folder of the data directory, emptied at start, unless
     the variable is already set)."""
     import uvicorn
@@ -213,12 +214,22 @@ def serve(
     if access_log:
         os.environ["MC_ACCESS_LOG"] = "true"  # read by each worker's settings
     _provider(console=True)  # migrations, keys, console client: once, before the workers
-    uvicorn.run(
-        "martinique_connect.app:app_from_env", factory=True, workers=workers,
-        host=host or settings.host, port=port or settings.port, access_log=False,
-        log_level="warning", proxy_headers=False, server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    forked: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if workers > 1:  # imported once here, forked N times (memory per worker, issue 8)
+        from idp import passwords
+        from martinique_connect import prefork
+
+        _close_opened()  # no connection crosses the fork
+        passwords.set_threads(1)  # one core per worker: one argon2id thread each
+        prefork.preload()
+        forked = prefork.forked_workers()
+    with forked:
+        uvicorn.run(
+            "martinique_connect.app:app_from_env", factory=True, workers=workers,
+            host=host or settings.host, port=port or settings.port, access_log=False,
+            log_level="warning", proxy_headers=False, server_header=False,
+            timeout_graceful_shutdown=10,
+        )
 
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
-import segno
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
@@ -45,6 +44,8 @@ class TotpEnrolment:
 
     def qr_data_uri(self) -> str:
         """The ``otpauth://`` URI as a QR code: an SVG made on the server, as a data URI."""
+        import segno  # imported at the first enrolment only (memory per worker)
+
         return str(segno.make(self.uri, error="m").svg_data_uri(scale=5, border=2))
 
 

@@ -184,19 +184,23 @@ def test_serve_runs_the_workers_and_sums_their_metrics(backend: Backend, platfor
 
 
 def _children(pid: int) -> set[int]:
-    """The worker processes uvicorn spawned under ``pid`` (Linux /proc)."""
-    found = set()
+    """The worker processes ``serve`` forked under ``pid`` (Linux /proc): they share its
+    imported application, and its command line (a spawned worker's would be
+    multiprocessing's ``spawn_main``; its resource tracker, started with spawn, too)."""
+    found, spawned = set(), set()
+    own = Path(f"/proc/{pid}/cmdline").read_bytes()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == pid and "spawn_main" in cmdline:
-            found.add(int(entry.name))
+        if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
+            continue
+        (found if cmdline == own else spawned).add(int(entry.name))
+    assert not spawned, f"processes not forked by serve: {spawned}"
     return found
 
 

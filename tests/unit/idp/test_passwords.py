@@ -79,3 +79,23 @@ def test_a_forked_child_can_still_hash() -> None:
             raise AssertionError("the forked child's verification never completed")
         time.sleep(0.05)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_the_number_of_hashing_threads_can_be_lowered() -> None:
+    """``serve --workers N`` gives each forked worker one thread (one 19 MiB area)."""
+    threads: set[str] = set()
+    try:
+        passwords.set_threads(1)
+        assert passwords.HASH_THREADS == 1
+        callers = [threading.Thread(target=lambda: threads.add(passwords._in_pool(
+            lambda: threading.current_thread().name))) for _ in range(4)]
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join()
+        assert passwords.verify_and_update("x", passwords.hash_password("x")) == (True, None)
+        assert len(threads) == 1
+        with pytest.raises(ValueError, match="at least 1"):
+            passwords.set_threads(0)
+    finally:
+        passwords.set_threads(2)
