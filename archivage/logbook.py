@@ -90,31 +90,51 @@ class _Row:
     hash: str = ""
 
 
-def append_many(session: Session, entries: Sequence[Entry]) -> None:
-    """Append ``entries``, chained in order, inside the caller's transaction, taking the
-    head row's lock once: one ``UPDATE`` reserves the whole range of sequence numbers, the
-    events are inserted by one statement (Core rows, not ORM objects: a deposit of a hundred
-    files writes two hundred events) and the head's hash is written once."""
-    if not entries:
+@dataclass(frozen=True)
+class Prepared:
+    """Entries made ready to append (:func:`prepare`): identifiers and serialised details."""
+
+    rows: list[tuple[str, Entry, str]]
+
+
+def prepare(entries: Sequence[Entry]) -> Prepared:
+    """What appending ``entries`` needs that does not depend on the chain's head: done before
+    a transaction takes the locks it keeps until its commit."""
+    return Prepared([(uuid.uuid4().hex, entry, json.dumps(
+        entry.detail or {}, sort_keys=True, ensure_ascii=False)) for entry in entries])
+
+
+def append_many(session: Session, entries: Sequence[Entry] | Prepared) -> None:
+    """Append ``entries`` (or entries already :func:`prepare`-d), chained in order, inside the
+    caller's transaction.
+
+    The head row's lock (an ``UPDATE``, held until the caller commits) serialises every
+    writer of the logbook, on SQLite as on PostgreSQL: one ``UPDATE … RETURNING`` reserves
+    the whole range of sequence numbers and reads the previous hash, the events are chained
+    and inserted by one statement (Core rows, not ORM objects: a deposit of a hundred files
+    writes two hundred events) and the head's hash is written once."""
+    prepared = entries.rows if isinstance(entries, Prepared) else prepare(entries).rows
+    if not prepared:
         return
-    count = len(entries)
-    result = session.execute(text("UPDATE arch_logbook_head SET seq = seq + :n WHERE id = 1"),
-                             {"n": count})
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    count = len(prepared)
+    head = session.execute(text(
+        "UPDATE arch_logbook_head SET seq = seq + :n WHERE id = 1 RETURNING seq, hash"),
+        {"n": count}).one_or_none()
+    if head is None:
         session.add(LogbookHead(id=1, seq=count, hash=GENESIS))
         session.flush()
-    head = session.execute(text("SELECT seq, hash FROM arch_logbook_head WHERE id = 1")).one()
+        head = session.execute(text("SELECT seq, hash FROM arch_logbook_head WHERE id = 1")
+                               ).one()
     seq = head.seq - count
     prev = head.hash
     at = _now_ms()
     rows: list[dict[str, Any]] = []
-    for entry in entries:
+    for event_id, entry, detail in prepared:
         seq += 1
-        row = _Row(seq=seq, id=uuid.uuid4().hex, at=at, event_type=entry.event_type,
+        row = _Row(seq=seq, id=event_id, at=at, event_type=entry.event_type,
                    outcome=entry.outcome, organisation=entry.organisation,
                    unit_id=entry.unit_id, object_id=entry.object_id,
-                   operation_id=entry.operation_id, agent=entry.agent,
-                   detail=json.dumps(entry.detail or {}, sort_keys=True, ensure_ascii=False),
+                   operation_id=entry.operation_id, agent=entry.agent, detail=detail,
                    prev_hash=prev)
         row.hash = prev = digest(prev, row)  # type: ignore[arg-type]
         rows.append(vars(row))

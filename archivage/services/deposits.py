@@ -354,7 +354,6 @@ class DepositService:
             fulltext.add_texts(session, [(top.id, _search_body(top, texts.get(top.id, "")))] + [
                 (item["id"], _search_body_of(item, texts.get(item["id"], "")))
                 for item in items])
-            charge(session, organisation, total)
             removed = session.execute(delete(BlobIntent).where(
                 col(BlobIntent.id).in_([i.id for i in intents])))
             if removed.rowcount != len(intents):  # type: ignore[attr-defined]
@@ -403,7 +402,12 @@ class DepositService:
                 entries.append(logbook.Entry("policy assignment", organisation=organisation,
                                              unit_id=top.id, operation_id=deposit.id,
                                              agent=actor.label, detail={"rules": applied}))
-            logbook.append_many(session, entries)
+            # Last, the writes that take locks every deposit of this organisation, or every
+            # writer of the logbook and of the audit journal, waits for until this commit:
+            # all the rest is done before, outside them.
+            prepared = logbook.prepare(entries)
+            charge(session, organisation, total)
+            logbook.append_many(session, prepared)
             append(session, AuditRecord(
                 action="archives.deposit", actor=actor.label, organisation=organisation,
                 target=ark(naan, top.id), address=actor.address,

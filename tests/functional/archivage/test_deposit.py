@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from sqlmodel import Session
 
+from archivage import logbook
 from tests.functional.archivage.conftest import blob_paths
 
 
@@ -205,7 +207,7 @@ def test_concurrent_retries_produce_one_unit(as_org) -> None:
 
 
 
-def test_concurrent_deposits_all_succeed(as_org) -> None:
+def test_concurrent_deposits_all_succeed(as_org, platform) -> None:
     """Distinct deposits at once (SQLite takes one writer at a time): each one waits for its
     turn, none fails with « database is locked »."""
     lamentin = as_org("lamentin")
@@ -235,6 +237,11 @@ def test_concurrent_deposits_all_succeed(as_org) -> None:
         events = [e["event_type"] for e in lamentin.get(f"/units/{top}/logbook")
                   .json()["items"]]
         assert "accession" in events, events
+    # Appended at once by concurrent transactions, the logbook's chain never forks.
+    with Session(platform.live.app.state.archives.engine) as session:
+        report = logbook.verify(session)
+    assert report.ok, report
+
 
 def test_size_limit_answers_413_before_storing(as_org, platform) -> None:
     lamentin = as_org("lamentin")
