@@ -8,10 +8,21 @@
   (default 100: a depositor sending a folder of documents in one request, as the API
   allows), documents per second; then ``BENCH_SINGLE_COUNT`` (default 500) of them one file
   per request, the other figure; for both, the server's CPU milliseconds per document;
-* the server's peak resident memory (``VmHWM``) during the large deposit.
+* the server's peak resident memory (``VmHWM`` of the worker that took it) during the large
+  deposit.
 
-Everything is throw-away: a temporary data directory (SQLite, the two default blob folders),
-a server ``martinique-connect serve`` on a free loopback port, stopped at the end.
+Two setups (``BENCH_SETUP``):
+
+* ``production`` (the default when PostgreSQL and Redis answer): a throw-away PostgreSQL
+  database and Redis key prefix (as ``bench/run.py`` makes them), ``martinique-connect serve
+  --workers BENCH_WORKERS`` (default 2, one per core here): the deployment's shape, blobs in
+  the two default folders;
+* ``embedded`` (the default otherwise, said loudly): SQLite and in-process stores, one
+  worker, as ``make run`` starts it.
+
+Everything is throw-away: a temporary data directory (under ``BENCH_DIR``, default the
+system's temporary folder: point it at the disk to measure), the server on a free loopback
+port, stopped at the end. ``BENCH_SERVER_LOG`` names a file for the server's output.
 """
 
 # Fixed local commands and 127.0.0.1 URLs built here, never user input:
@@ -31,9 +42,14 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import REDIS_URL, pg_database, redis_prefix  # noqa: E402 - bench/run.py, a script
 
 ROOT = Path(__file__).resolve().parent.parent
 LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", "1024"))
@@ -42,6 +58,7 @@ SMALL_KB = 20
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 BATCH = int(os.environ.get("BENCH_BATCH", "100"))
 SINGLE_COUNT = int(os.environ.get("BENCH_SINGLE_COUNT", "500"))
+SETUP = os.environ.get("BENCH_SETUP", "")
 COPIES = 2
 
 
@@ -57,17 +74,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_processes(pid: int) -> list[psutil.Process]:
+    """The server and its workers (``serve --workers N`` forks N processes)."""
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The largest peak resident memory (``VmHWM``) of the server's processes: one worker
+    takes a deposit whole."""
+    peak = 0.0
+    for process in server_processes(pid):
+        try:
+            for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return peak
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) the server's processes have used so far."""
+    total = 0.0
+    for process in server_processes(pid):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def baseline(path: Path, work: Path) -> float:
@@ -101,13 +137,40 @@ def multipart(path: Path, title: str) -> tuple[str, Iterator[bytes], int]:
     return boundary, body(), len(head) + path.stat().st_size + len(tail)
 
 
+def backends(stack: ExitStack) -> tuple[str, int, dict[str, str]]:
+    """The setup, its number of workers and its settings (see the module's docstring)."""
+    if SETUP not in ("", "production", "embedded"):
+        sys.exit(f"bench: BENCH_SETUP={SETUP!r}: production or embedded")
+    if SETUP != "embedded":
+        database_url = pg_database(stack)
+        prefix = redis_prefix(stack) if database_url else None
+        if database_url and prefix:
+            workers = int(os.environ.get("BENCH_WORKERS", "2"))
+            return "production", workers, {
+                "MC_DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://"),
+                "MC_REDIS_URL": REDIS_URL, "MC_REDIS_PREFIX": prefix}
+        if SETUP == "production":
+            sys.exit("bench: BENCH_SETUP=production needs PostgreSQL and Redis")
+        say("WARNING: PostgreSQL or Redis unreachable: SQLite and in-process stores, ONE "
+            "worker (the embedded setup, not a deployment's)")
+    return "embedded", 1, {"MC_DATABASE_URL": "", "MC_REDIS_URL": ""}
+
+
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="mc-bench-archives-"))
+    with ExitStack() as stack:
+        return measure(stack)
+
+
+def measure(stack: ExitStack) -> int:
+    work = Path(tempfile.mkdtemp(prefix="mc-bench-archives-", dir=os.environ.get("BENCH_DIR")))
+    stack.callback(shutil.rmtree, work, True)  # registered first: runs after the server stops
+    setup, workers, backend = backends(stack)
     port = free_port()
-    env = {**os.environ, "MC_DATA_DIR": str(work / "data"), "MC_PORT": str(port),
+    env = {**os.environ, **backend, "MC_DATA_DIR": str(work / "data"), "MC_PORT": str(port),
            "MC_ISSUER": f"http://127.0.0.1:{port}", "MC_ENVIRONMENT": "test",
            "MC_SECRET_KEY": secrets.token_hex(24)}
     cli = [sys.executable, "-m", "martinique_connect"]
+    say(f"setup: {setup}, {workers} worker(s), data in {work}")
     server = None
     try:
         client = json.loads(subprocess.run(
@@ -115,8 +178,10 @@ def main() -> int:
              "client_credentials", "--scope", "archives:read archives:write", "--org",
              "lamentin", "--json"], env=env, check=True, capture_output=True, text=True
         ).stdout)
-        server = subprocess.Popen([*cli, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "wb")  # noqa: SIM115
+        stack.callback(log.close)
+        server = subprocess.Popen([*cli, "serve", "--workers", str(workers)], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):
             try:
@@ -197,7 +262,8 @@ def main() -> int:
             f"{CLIENTS} clients: {single:.0f} documents/s, server CPU {single_cpu:.1f} ms "
             "per document")
         load = os.getloadavg()
-        print(json.dumps({"large_mib": LARGE_MB, "baseline_mib_s": round(base, 1),
+        print(json.dumps({"setup": setup, "workers": workers, "large_mib": LARGE_MB,
+                          "baseline_mib_s": round(base, 1),
                           "ingest_mib_s": round(ingest, 1),
                           "ratio": round(ingest / base, 3), "peak_rss_mib": round(peak[0]),
                           "small_count": SMALL_COUNT, "batch": BATCH,
@@ -214,7 +280,6 @@ def main() -> int:
                 server.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 server.kill()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
