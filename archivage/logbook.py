@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from archivage.models import GENESIS, LogbookEvent, LogbookHead
 from plateforme import chain
 from plateforme.chain import ChainReport
+from plateforme.db import insert_rows
 
 
 def _iso(at: datetime) -> str:
@@ -138,7 +139,7 @@ def append_many(session: Session, entries: Sequence[Entry] | Prepared) -> None:
                    prev_hash=prev)
         row.hash = prev = digest(prev, row)  # type: ignore[arg-type]
         rows.append(vars(row))
-    session.execute(insert(LogbookEvent.__table__), rows)  # type: ignore[attr-defined]
+    insert_rows(session, LogbookEvent.__table__, rows)  # type: ignore[attr-defined]
     session.execute(text("UPDATE arch_logbook_head SET hash = :h WHERE id = 1"), {"h": prev})
 
 

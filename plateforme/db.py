@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import Table, event, insert
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -162,6 +162,33 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (mappings with the same keys: every column they need, no column
+    default is applied) into ``table`` in the session's transaction, at once.
+
+    On PostgreSQL through ``COPY … FROM STDIN`` (psycopg adapts and sends the rows in C): an
+    ``executemany`` of a hundred rows cost about 75 µs of Python per row, and the logbook's
+    rows are inserted while its head is locked for every writer. Elsewhere an
+    ``executemany`` (SQLite's is already in C)."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    from psycopg import sql  # PostgreSQL only
+
+    session.flush()  # what session.execute would do first: pending ORM rows go before
+    columns = list(rows[0])
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns)))
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[column] for column in columns])
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -48,6 +48,7 @@ from plateforme import metrics
 from plateforme.audit import AuditRecord, append
 from plateforme.blobs import ReplicatedBlobs, StagedFile
 from plateforme.clock import utcnow
+from plateforme.db import insert_rows
 from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger("archivage.deposits")
@@ -245,7 +246,7 @@ class DepositService:
         now = utcnow()
         intents = [_Intent(uuid.uuid4().hex, f.staged.digests["sha512"]) for f in files]
         with Session(self._engine, expire_on_commit=False) as session:
-            session.execute(insert(BlobIntent.__table__), [  # type: ignore[attr-defined]
+            insert_rows(session, BlobIntent.__table__, [  # type: ignore[attr-defined]
                 {"id": i.id, "blob_key": i.blob_key, "created_at": now} for i in intents])
             session.commit()
         unique = {f.staged.digests["sha512"]: f.staged.path for f in files}
@@ -347,10 +348,8 @@ class DepositService:
                     "locations": copies, "stored_at": now, "destroyed_at": None})
                 content = self._text_of(incoming, fmt)
                 texts[holder_id] = texts.get(holder_id, "") + "\n" + filename + "\n" + content
-            if items:
-                session.execute(insert(Unit.__table__), items)  # type: ignore[attr-defined]
-            session.execute(insert(DataObject.__table__),  # type: ignore[attr-defined]
-                            objects)
+            insert_rows(session, Unit.__table__, items)  # type: ignore[attr-defined]
+            insert_rows(session, DataObject.__table__, objects)  # type: ignore[attr-defined]
             fulltext.add_texts(session, [(top.id, _search_body(top, texts.get(top.id, "")))] + [
                 (item["id"], _search_body_of(item, texts.get(item["id"], "")))
                 for item in items])

@@ -133,3 +133,54 @@ def test_a_transaction_that_reads_before_writing_is_not_refused(tmp_path: Path) 
     assert other_done.is_set()
     with engine.connect() as conn:
         assert conn.execute(text("SELECT n FROM counter")).scalar() == 101
+
+
+def test_insert_rows_on_both_engines(backend, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``insert_rows`` (COPY on PostgreSQL) keeps every value as an ORM insert would: aware
+    datetimes, dates, None, large integers, text with tabs, newlines and backslashes; inside
+    the session's transaction (rolled back with it)."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import BigInteger, Column, Date, DateTime, MetaData, String, Table, Text
+
+    from plateforme.db import insert_rows
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}" if backend.name == "embedded" else \
+        backend.database_url.replace("postgresql://", "postgresql+psycopg://")
+    engine = make_engine(url)
+    metadata = MetaData()
+    name = f"insert_rows_{tmp_path.name[-8:].replace('-', '_')}"
+    parent = Table(name + "_p", metadata, Column("id", String(10), primary_key=True))
+    table = Table(name, metadata, Column("id", String(10), primary_key=True),
+                  Column("parent", String(10), nullable=False),
+                  Column("at", DateTime(timezone=True), nullable=False),
+                  Column("day", Date), Column("size", BigInteger), Column("body", Text))
+    from sqlalchemy import ForeignKeyConstraint
+
+    table.append_constraint(ForeignKeyConstraint(["parent"], [parent.c.id]))
+    metadata.create_all(engine)
+    at = datetime(2026, 11, 29, 19, 50, 1, 123000, tzinfo=UTC)
+    rows = [{"id": "a", "parent": "p", "at": at, "day": date(2025, 3, 3), "size": 2**40,
+             "body": "tab\there\nnew line \\ back\\slash « é »"},
+            {"id": "b", "parent": "p", "at": at, "day": None, "size": None, "body": None}]
+    try:
+        with Session(engine) as session:
+            session.execute(parent.insert(), [{"id": "p"}])
+            insert_rows(session, table, rows)
+            session.rollback()
+        with Session(engine) as session:
+            assert session.execute(table.select()).all() == []
+            session.execute(parent.insert(), [{"id": "p"}])
+            insert_rows(session, table, rows)
+            insert_rows(session, table, [])
+            session.commit()
+        with Session(engine) as session:
+            found = [row._asdict() for row in session.execute(
+                table.select().order_by(table.c.id))]
+        for row in found:
+            if row["at"].tzinfo is None:  # SQLite gives back the naive UTC time
+                row["at"] = row["at"].replace(tzinfo=UTC)
+        assert found == rows
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
