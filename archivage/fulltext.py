@@ -1,45 +1,92 @@
 """Full-text search over ``arch_unit_text``: SQLite FTS5 in the embedded default,
 PostgreSQL's text search (a GIN index on ``to_tsvector('french', body)``) in production.
 
-The index is derived data: :func:`ensure_index` creates it when missing and rebuilds it from
-``arch_unit_text`` (so the schema comparison of migrations only sees the source table).
+The index is derived data: :func:`ensure_index` creates it when missing, or rebuilds it when
+it has another shape than :data:`FTS5_TABLE`, from ``arch_unit_text`` (so the schema
+comparison of migrations only sees the source table).
+
+The FTS5 table indexes ``unit_id`` as well as ``body``: replacing a unit's text finds its row
+through the index (``unit_id : "…"``) instead of reading every row, as a filter on an
+``UNINDEXED`` column does; searches look in ``body`` only. It does not rely on the rowid of
+``arch_unit_text`` (a text primary key: its rowid is not stable, VACUUM may renumber it, and
+``set_text`` gives the row a new one).
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Sequence
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+log = logging.getLogger("archivage.fulltext")
+
 _WORD = re.compile(r"\w+", re.UNICODE)
+_TOKEN_CHAR = re.compile(r"[^\W_]")  # a letter or digit: FTS5's unicode61 makes a token of it
+
+# The statement creating the SQLite index, as ``sqlite_master`` keeps it: an index created by
+# another statement (an older version) is rebuilt at start.
+FTS5_TABLE = ("CREATE VIRTUAL TABLE arch_unit_fts USING fts5("
+              "unit_id, body, tokenize = 'unicode61 remove_diacritics 2')")
+# How long a starting worker waits for another one rebuilding the index (each attempt waits
+# for the database's busy timeout).
+REBUILD_WAIT_SECONDS = 30 * 60.0
+
+
+def _fts5_statement(conn: Connection) -> str | None:
+    found = conn.execute(text(
+        "SELECT sql FROM sqlite_master WHERE name = 'arch_unit_fts'")).scalar()
+    return None if found is None else str(found)
 
 
 def ensure_index(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            exists = conn.execute(text(
-                "SELECT 1 FROM sqlite_master WHERE name = 'arch_unit_fts'")).first()
-            if exists is None:
-                try:
-                    conn.execute(text(
-                        "CREATE VIRTUAL TABLE arch_unit_fts USING fts5("
-                        "unit_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"))
-                except OperationalError as exc:
-                    # Another worker starting at the same time created it (and fills it).
-                    if "already exists" not in str(exc):
-                        raise
-                    return
-                conn.execute(text(
-                    "INSERT INTO arch_unit_fts (unit_id, body) "
-                    "SELECT unit_id, body FROM arch_unit_text"))
-        else:
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
             conn.execute(text(
                 "CREATE INDEX IF NOT EXISTS ix_arch_unit_text_fts ON arch_unit_text "
                 "USING gin (to_tsvector('french', body))"))
+        return
+    deadline = time.monotonic() + REBUILD_WAIT_SECONDS
+    while True:
+        with engine.connect() as conn:
+            if _fts5_statement(conn) == FTS5_TABLE:
+                return
+        try:
+            _build(engine)
+            return
+        except OperationalError as exc:
+            # another worker rebuilds a large index (longer than the busy timeout): once it
+            # has committed, the check above finds the index in shape
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+
+
+def _build(engine: Engine) -> None:
+    """Create (or re-create) and fill the SQLite index, holding the database's writer lock
+    from the check on: workers starting together (``serve --workers N``) build it once."""
+    with engine.begin() as conn, conn.begin_nested():  # SAVEPOINT: BEGIN IMMEDIATE (plateforme.db)
+        found = _fts5_statement(conn)
+        if found == FTS5_TABLE:
+            return  # built meanwhile by another worker
+        if found is not None:
+            conn.execute(text("DROP TABLE arch_unit_fts"))
+        conn.execute(text(FTS5_TABLE))
+        started = time.monotonic()
+        filled = conn.execute(text("INSERT INTO arch_unit_fts (unit_id, body) "
+                                   "SELECT unit_id, body FROM arch_unit_text"))
+        if found is not None:
+            log.warning("full-text index of an older shape rebuilt: %d text(s) in %.1f s",
+                        filled.rowcount, time.monotonic() - started)
+
+
+def _unit_phrase(unit_id: str) -> str:
+    """The FTS5 query finding the row of ``unit_id``."""
+    return 'unit_id : "' + unit_id.replace('"', '""') + '"'
 
 
 def set_text(session: Session, unit_id: str, body: str) -> None:
@@ -49,7 +96,11 @@ def set_text(session: Session, unit_id: str, body: str) -> None:
     session.execute(text("INSERT INTO arch_unit_text (unit_id, body) VALUES (:u, :b)"),
                     {"u": unit_id, "b": body})
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("DELETE FROM arch_unit_fts WHERE unit_id = :u"), {"u": unit_id})
+        if _TOKEN_CHAR.search(unit_id):  # found through the index, then checked exactly
+            session.execute(text("DELETE FROM arch_unit_fts WHERE arch_unit_fts MATCH :m "
+                                 "AND unit_id = :u"), {"m": _unit_phrase(unit_id), "u": unit_id})
+        else:  # an identifier without any token (never minted so): read every row
+            session.execute(text("DELETE FROM arch_unit_fts WHERE unit_id = :u"), {"u": unit_id})
         session.execute(text("INSERT INTO arch_unit_fts (unit_id, body) VALUES (:u, :b)"),
                         {"u": unit_id, "b": body})
 
@@ -61,8 +112,7 @@ def words(query: str) -> list[str]:
 
 def add_texts(session: Session, items: Sequence[tuple[str, str]]) -> None:
     """Index units created in the caller's transaction (``(unit_id, body)`` pairs, none
-    indexed yet), in one statement per table: no search for a previous text (FTS5 cannot find
-    a row by ``unit_id`` without reading the whole index)."""
+    indexed yet), in one statement per table: new units have no previous text to remove."""
     if not items:
         return
     rows = [{"u": unit_id, "b": body} for unit_id, body in items]
@@ -79,7 +129,8 @@ def match_clause(session: Session, query: str) -> tuple[str, dict[str, str]] | N
     if not found:
         return None
     if session.get_bind().dialect.name == "sqlite":
-        expression = " ".join('"' + w.replace('"', "") + '"' for w in found)
+        # every word in the text (``body``), not in the indexed identifier
+        expression = " ".join('body : "' + w.replace('"', "") + '"' for w in found)
         return ("arch_unit.id IN (SELECT unit_id FROM arch_unit_fts WHERE arch_unit_fts MATCH "
                 ":fts)", {"fts": expression})
     return ("arch_unit.id IN (SELECT unit_id FROM arch_unit_text WHERE "

@@ -138,3 +138,38 @@ def test_no_other_destruction_path(platform, as_org) -> None:
     assert deletes == ["/api/archives/shares/{share_id}"]
     assert admin.get(f"/units/{unit_id}").json()["status"] == "active"
     assert admin.get(f"/units/{unit_id}/objects/{object_id}/content").content == b"a"
+
+
+def test_an_eliminated_unit_is_no_longer_found_by_its_destroyed_text(as_org, as_staff) -> None:
+    """Its metadata stay searchable (its title), the text of its destroyed documents not; the
+    units eliminated with it and those kept are found as before."""
+    archivist = as_staff(("lamentin", "archivist"))
+    authority = as_staff(("ctm", "archival_authority"))
+    machine = as_org("lamentin")
+    assert archivist.post("/rules/import", content=REFERENTIEL.encode()).status_code == 200
+    tag = secrets.token_hex(3)
+    word = "mandatement" + tag
+    units = {}
+    for name in ("détruit", "aussi", "gardé"):
+        response = machine.deposit(
+            [("piece.txt", f"Pièce {name} : {word} du budget annexe.".encode())],
+            title=f"Mandats {name} {tag}", rules=EXPIRED)
+        assert response.status_code == 201, response.text
+        units[name] = response.json()["units"][0]["id"]
+
+    def found(query: str) -> set[str]:
+        return {u["id"] for u in archivist.get("/units", params={"q": query}).json()["items"]}
+
+    assert found(word) == set(units.values())
+    proposed = archivist.post("/eliminations", json={
+        "units": [units["détruit"], units["aussi"]], "reason": "DUA échue"})
+    assert proposed.status_code == 201, proposed.text
+    done = authority.post(f"/eliminations/{proposed.json()['id']}/visa", json={"lines": [
+        {"unit_id": units["détruit"], "decision": "approved"},
+        {"unit_id": units["aussi"], "decision": "approved"}]})
+    assert done.status_code == 200 and done.json()["status"] == "executed", done.text
+
+    assert found(word) == {units["gardé"]}
+    assert found("budget annexe") == {units["gardé"]}
+    assert found(f"mandats détruit {tag}") == {units["détruit"]}  # its title, still indexed
+    assert found(tag) == set(units.values())
