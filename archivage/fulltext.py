@@ -19,13 +19,16 @@ import re
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import text
+from sqlalchemy import column, table, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from plateforme.db import insert_rows
+
 log = logging.getLogger("archivage.fulltext")
 
+_UNIT_TEXT = table("arch_unit_text", column("unit_id"), column("body"))
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN_CHAR = re.compile(r"[^\W_]")  # a letter or digit: FTS5's unicode61 makes a token of it
 
@@ -115,11 +118,11 @@ def add_texts(session: Session, items: Sequence[tuple[str, str]]) -> None:
     indexed yet), in one statement per table: new units have no previous text to remove."""
     if not items:
         return
-    rows = [{"u": unit_id, "b": body} for unit_id, body in items]
-    session.execute(text("INSERT INTO arch_unit_text (unit_id, body) VALUES (:u, :b)"), rows)
+    rows = [{"unit_id": unit_id, "body": body} for unit_id, body in items]
+    insert_rows(session, _UNIT_TEXT, rows)  # COPY on PostgreSQL
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(text("INSERT INTO arch_unit_fts (unit_id, body) VALUES (:u, :b)"),
-                        rows)
+        session.execute(text("INSERT INTO arch_unit_fts (unit_id, body) "
+                             "VALUES (:unit_id, :body)"), rows)
 
 
 def match_clause(session: Session, query: str) -> tuple[str, dict[str, str]] | None:

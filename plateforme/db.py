@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Table, event, insert
+from sqlalchemy import event, insert
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.sql.expression import TableClause
 from sqlmodel import Session, SQLModel, create_engine
 
 NAMING_CONVENTION = {
@@ -164,7 +165,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_rows(session: Session, table: TableClause,
+                rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (mappings with the same keys: every column they need, no column
     default is applied) into ``table`` in the session's transaction, at once.
 
