@@ -7,6 +7,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -57,6 +58,16 @@ def install(app: FastAPI) -> None:
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
         return response
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        # PostgreSQL refuses the NUL character in text (SQLite stores it): a client's input,
+        # wherever it came from (query, form, JSON), not a server failure.
+        if "NUL (0x00)" in str(exc.orig):
+            return problem(400, "Requête mal formée",
+                           "Le caractère nul (U+0000) n'est pas accepté dans un texte.")
+        log.exception("database refused data on %s %s", request.method, request.url.path)
+        return problem(500, "Erreur interne", "Une erreur inattendue s'est produite.")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

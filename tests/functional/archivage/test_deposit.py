@@ -352,3 +352,17 @@ def test_a_search_offset_past_any_integer_is_invalid_input_not_a_server_error(as
     largest = client.get("/units", params={"offset": "1000000000"})
     assert largest.status_code == 200, largest.text
     assert largest.json()["items"] == []
+
+
+def test_a_nul_character_in_a_search_is_not_a_server_error(as_org, backend) -> None:
+    """schemathesis sent producer=«…\\x00…»: PostgreSQL's driver refused the text (500); now
+    a 400 problem there, and SQLite (which stores NUL) simply finds nothing."""
+    client = as_org("macouba", ["archives:read"])
+    response = client.get("/units", params={"producer": "ab\x00cd", "q": "x\x00y"})
+    if backend.name == "postgres":
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "U+0000" in response.json()["detail"]
+    else:
+        assert response.status_code == 200, response.text
+        assert response.json()["items"] == []
