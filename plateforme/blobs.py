@@ -593,24 +593,29 @@ class _Writer:
         self.out.write(data)
 
 
+def _new_upload(directory: Path) -> Path:
+    """A fresh name for an upload's staging file in ``directory`` (created if missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"upload-{secrets.token_hex(12)}.part"
+
+
+def _create(path: Path) -> BinaryIO:
+    """``path`` opened for writing, created now (never an existing file, never a link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return os.fdopen(fd, "wb")
+
+
 def stage_bytes(data: bytes, directory: Path,
                 algorithms: Sequence[str] = ("sha512", "sha256")) -> StagedFile:
     """Write ``data`` (a small upload received whole) to a new file in ``directory``, with its
     digests: what :func:`receive` does, without its worker thread, for a part small enough
     to be hashed and written at once (tens of microseconds for a few tens of KiB)."""
-    names = [normalise_algorithm(a) for a in algorithms]
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"upload-{secrets.token_hex(12)}.part"
-    digests = {a: hashlib.new(a, data).hexdigest() for a in names}
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        raise
-    return StagedFile(path, len(data), digests)
+    path = _new_upload(directory)
+    with _removed_on_failure(path), _create(path) as out:
+        out.write(data)
+    return StagedFile(path, len(data), {
+        name: hashlib.new(name, data).hexdigest()
+        for name in (normalise_algorithm(a) for a in algorithms)})
 
 
 async def receive(chunks: AsyncIterator[bytes], directory: Path, *, max_bytes: int | None,
@@ -624,32 +629,25 @@ async def receive(chunks: AsyncIterator[bytes], directory: Path, *, max_bytes: i
         TooLarge: as soon as more than ``max_bytes`` arrived; the partial file is deleted.
     """
     names = [normalise_algorithm(a) for a in algorithms]
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"upload-{secrets.token_hex(12)}.part"
+    path = _new_upload(directory)
     size = 0
     pending: list[bytes] = []
     pending_size = 0
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            writer = _Writer(out, names)
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if max_bytes is not None and size > max_bytes:
-                    raise TooLarge(max_bytes)
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= _CHUNK:
-                    await asyncio.to_thread(writer.write, b"".join(pending))
-                    pending, pending_size = [], 0
-            if pending:
+    with _removed_on_failure(path), _create(path) as out:
+        writer = _Writer(out, names)
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise TooLarge(max_bytes)
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= _CHUNK:
                 await asyncio.to_thread(writer.write, b"".join(pending))
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        raise
+                pending, pending_size = [], 0
+        if pending:
+            await asyncio.to_thread(writer.write, b"".join(pending))
     return StagedFile(path, size, {a: h.hexdigest() for a, h in writer.hashes.items()})
 
 
