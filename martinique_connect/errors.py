@@ -66,8 +66,7 @@ def install(app: FastAPI) -> None:
         if "NUL (0x00)" in str(exc.orig):
             return problem(400, "Requête mal formée",
                            "Le caractère nul (U+0000) n'est pas accepté dans un texte.")
-        log.exception("database refused data on %s %s", request.method, request.url.path)
-        return problem(500, "Erreur interne", "Une erreur inattendue s'est produite.")
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
