@@ -49,7 +49,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REDIS_URL, pg_database, redis_prefix  # noqa: E402 - bench/run.py, a script
+from run import REDIS_URL, free_port, launch, pg_database, redis_prefix, wait_ready  # noqa: E402 - bench/run.py, a script
 
 ROOT = Path(__file__).resolve().parent.parent
 LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", "1024"))
@@ -64,14 +64,6 @@ COPIES = 2
 
 def say(message: str) -> None:
     print(f"[bench archives] {message}", flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_processes(pid: int) -> list[psutil.Process]:
@@ -147,8 +139,8 @@ def backends(stack: ExitStack) -> tuple[str, int, dict[str, str]]:
         if database_url and prefix:
             workers = int(os.environ.get("BENCH_WORKERS", "2"))
             return "production", workers, {
-                "MC_DATABASE_URL": database_url.replace("postgresql://", "postgresql+psycopg://"),
-                "MC_REDIS_URL": REDIS_URL, "MC_REDIS_PREFIX": prefix}
+                "MC_DATABASE_URL": database_url, "MC_REDIS_URL": REDIS_URL,
+                "MC_REDIS_PREFIX": prefix}
         if SETUP == "production":
             sys.exit("bench: BENCH_SETUP=production needs PostgreSQL and Redis")
         say("WARNING: PostgreSQL or Redis unreachable: SQLite and in-process stores, ONE "
@@ -171,122 +163,107 @@ def measure(stack: ExitStack) -> int:
            "MC_SECRET_KEY": secrets.token_hex(24)}
     cli = [sys.executable, "-m", "martinique_connect"]
     say(f"setup: {setup}, {workers} worker(s), data in {work}")
-    server = None
-    try:
-        client = json.loads(subprocess.run(
-            [*cli, "clients", "create", "--name", "bench", "--grant-type",
-             "client_credentials", "--scope", "archives:read archives:write", "--org",
-             "lamentin", "--json"], env=env, check=True, capture_output=True, text=True
-        ).stdout)
-        log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "wb")  # noqa: SIM115
-        stack.callback(log.close)
-        server = subprocess.Popen([*cli, "serve", "--workers", str(workers)], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                httpx.get(url + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        token = httpx.post(url + "/token", data={
-            "grant_type": "client_credentials", "scope": "archives:read archives:write"},
-            auth=(client["client_id"], client["client_secret"])).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+    client = json.loads(subprocess.run(
+        [*cli, "clients", "create", "--name", "bench", "--grant-type",
+         "client_credentials", "--scope", "archives:read archives:write", "--org",
+         "lamentin", "--json"], env=env, check=True, capture_output=True, text=True
+    ).stdout)
+    log = os.environ.get("BENCH_SERVER_LOG")
+    server = launch(stack, [*cli, "serve", "--workers", str(workers)], env,
+                    Path(log) if log else None)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url + "/healthz", server)
+    token = httpx.post(url + "/token", data={
+        "grant_type": "client_credentials", "scope": "archives:read archives:write"},
+        auth=(client["client_id"], client["client_secret"])).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
 
-        say(f"writing a {LARGE_MB} MiB file of random bytes")
-        large = work / "large.bin"
-        with large.open("wb") as fh:
-            for _ in range(LARGE_MB):
-                fh.write(os.urandom(1024 * 1024))
-        base = baseline(large, work)
-        say(f"baseline sha256sum + {COPIES} copies: {base:.1f} MiB/s")
+    say(f"writing a {LARGE_MB} MiB file of random bytes")
+    large = work / "large.bin"
+    with large.open("wb") as fh:
+        for _ in range(LARGE_MB):
+            fh.write(os.urandom(1024 * 1024))
+    base = baseline(large, work)
+    say(f"baseline sha256sum + {COPIES} copies: {base:.1f} MiB/s")
 
-        peak = [0.0]
-        stop = threading.Event()
+    peak = [0.0]
+    stop = threading.Event()
 
-        def watch() -> None:
-            while not stop.is_set():
-                peak[0] = max(peak[0], peak_rss_mib(server.pid))  # type: ignore[union-attr]
-                time.sleep(0.05)
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], peak_rss_mib(server.pid))  # type: ignore[union-attr]
+            time.sleep(0.05)
 
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        boundary, body, length = multipart(large, "Gros fichier")
-        start = time.perf_counter()
-        response = httpx.post(url + "/api/archives/deposits", content=body, timeout=3600,
-                              headers={**auth, "Content-Length": str(length),
-                                       "Content-Type": f"multipart/form-data; boundary={boundary}"})
-        elapsed = time.perf_counter() - start
-        stop.set()
-        watcher.join()
-        assert response.status_code == 201, response.text
-        assert response.json()["files"][0]["sha256"] == hashlib.sha256(
-            large.read_bytes()).hexdigest()
-        ingest = LARGE_MB / elapsed
-        say(f"large file through the API: {ingest:.1f} MiB/s "
-            f"({100 * ingest / base:.0f} % of the baseline), server peak RSS {peak[0]:.0f} MiB")
-        large.unlink()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    boundary, body, length = multipart(large, "Gros fichier")
+    start = time.perf_counter()
+    response = httpx.post(url + "/api/archives/deposits", content=body, timeout=3600,
+                          headers={**auth, "Content-Length": str(length),
+                                   "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    elapsed = time.perf_counter() - start
+    stop.set()
+    watcher.join()
+    assert response.status_code == 201, response.text
+    assert response.json()["files"][0]["sha256"] == hashlib.sha256(
+        large.read_bytes()).hexdigest()
+    ingest = LARGE_MB / elapsed
+    say(f"large file through the API: {ingest:.1f} MiB/s "
+        f"({100 * ingest / base:.0f} % of the baseline), server peak RSS {peak[0]:.0f} MiB")
+    large.unlink()
 
-        payloads = [os.urandom(SMALL_KB * 1024) for _ in range(min(SMALL_COUNT, 256))]
+    payloads = [os.urandom(SMALL_KB * 1024) for _ in range(min(SMALL_COUNT, 256))]
 
-        def document(i: int) -> tuple[str, tuple[str, bytes]]:
-            return ("file", (f"doc-{i}.bin", payloads[i % len(payloads)] + i.to_bytes(4, "big")))
+    def document(i: int) -> tuple[str, tuple[str, bytes]]:
+        return ("file", (f"doc-{i}.bin", payloads[i % len(payloads)] + i.to_bytes(4, "big")))
 
-        def deposit(first: int, count: int) -> int:
-            return httpx.post(url + "/api/archives/deposits", headers=auth, timeout=600,
-                              files=[("metadata", (None, json.dumps({"title": f"lot {first}"}))),
-                                     *[document(i) for i in range(first, first + count)]]
-                              ).status_code
+    def deposit(first: int, count: int) -> int:
+        return httpx.post(url + "/api/archives/deposits", headers=auth, timeout=600,
+                          files=[("metadata", (None, json.dumps({"title": f"lot {first}"}))),
+                                 *[document(i) for i in range(first, first + count)]]
+                          ).status_code
 
-        def run(offset: int, total: int, batch: int) -> tuple[float, float, float]:
-            """Documents per second, and the server's CPU milliseconds per document, user and
-            system (less disturbed by the other work of a shared machine than the time; the
-            system part is mostly the file system's: creating, writing, syncing files)."""
-            starts = range(offset, offset + total, batch)
-            user, system = cpu_seconds(server.pid)  # type: ignore[union-attr]
-            begin = time.perf_counter()
-            with ThreadPoolExecutor(CLIENTS) as pool:
-                codes = list(pool.map(lambda first: deposit(
-                    first, min(batch, offset + total - first)), starts))
-            elapsed = time.perf_counter() - begin
-            user_after, system_after = cpu_seconds(server.pid)  # type: ignore[union-attr]
-            assert codes.count(201) == len(starts), {c: codes.count(c) for c in set(codes)}
-            return (total / elapsed, 1000 * (user_after - user) / total,
-                    1000 * (system_after - system) / total)
+    def run(offset: int, total: int, batch: int) -> tuple[float, float, float]:
+        """Documents per second, and the server's CPU milliseconds per document, user and
+        system (less disturbed by the other work of a shared machine than the time; the
+        system part is mostly the file system's: creating, writing, syncing files)."""
+        starts = range(offset, offset + total, batch)
+        user, system = cpu_seconds(server.pid)  # type: ignore[union-attr]
+        begin = time.perf_counter()
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            codes = list(pool.map(lambda first: deposit(
+                first, min(batch, offset + total - first)), starts))
+        elapsed = time.perf_counter() - begin
+        user_after, system_after = cpu_seconds(server.pid)  # type: ignore[union-attr]
+        assert codes.count(201) == len(starts), {c: codes.count(c) for c in set(codes)}
+        return (total / elapsed, 1000 * (user_after - user) / total,
+                1000 * (system_after - system) / total)
 
-        small, small_user, small_sys = run(0, SMALL_COUNT, BATCH)
-        say(f"{SMALL_COUNT} × {SMALL_KB} KiB through the API, {BATCH} per deposit, "
-            f"{CLIENTS} clients: {small:.0f} documents/s, server CPU "
-            f"{small_user + small_sys:.1f} ms per document ({small_user:.1f} user, "
-            f"{small_sys:.1f} system)")
-        single, single_user, single_sys = run(SMALL_COUNT, SINGLE_COUNT, 1) \
-            if SINGLE_COUNT else (0.0, 0.0, 0.0)
-        say(f"{SINGLE_COUNT} × {SMALL_KB} KiB through the API, one per deposit, "
-            f"{CLIENTS} clients: {single:.0f} documents/s, server CPU "
-            f"{single_user + single_sys:.1f} ms per document ({single_user:.1f} user, "
-            f"{single_sys:.1f} system)")
-        load = os.getloadavg()
-        print(json.dumps({"setup": setup, "workers": workers, "large_mib": LARGE_MB,
-                          "baseline_mib_s": round(base, 1),
-                          "ingest_mib_s": round(ingest, 1),
-                          "ratio": round(ingest / base, 3), "peak_rss_mib": round(peak[0]),
-                          "small_count": SMALL_COUNT, "batch": BATCH,
-                          "small_docs_s": round(small, 1),
-                          "small_server_cpu_ms": round(small_user + small_sys, 2),
-                          "small_server_sys_ms": round(small_sys, 2),
-                          "single_count": SINGLE_COUNT, "single_docs_s": round(single, 1),
-                          "single_server_cpu_ms": round(single_user + single_sys, 2),
-                          "single_server_sys_ms": round(single_sys, 2),
-                          "loadavg": [round(x, 2) for x in load]}))
-        return 0
-    finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    small, small_user, small_sys = run(0, SMALL_COUNT, BATCH)
+    say(f"{SMALL_COUNT} × {SMALL_KB} KiB through the API, {BATCH} per deposit, "
+        f"{CLIENTS} clients: {small:.0f} documents/s, server CPU "
+        f"{small_user + small_sys:.1f} ms per document ({small_user:.1f} user, "
+        f"{small_sys:.1f} system)")
+    single, single_user, single_sys = run(SMALL_COUNT, SINGLE_COUNT, 1) \
+        if SINGLE_COUNT else (0.0, 0.0, 0.0)
+    say(f"{SINGLE_COUNT} × {SMALL_KB} KiB through the API, one per deposit, "
+        f"{CLIENTS} clients: {single:.0f} documents/s, server CPU "
+        f"{single_user + single_sys:.1f} ms per document ({single_user:.1f} user, "
+        f"{single_sys:.1f} system)")
+    load = os.getloadavg()
+    print(json.dumps({"setup": setup, "workers": workers, "large_mib": LARGE_MB,
+                      "baseline_mib_s": round(base, 1),
+                      "ingest_mib_s": round(ingest, 1),
+                      "ratio": round(ingest / base, 3), "peak_rss_mib": round(peak[0]),
+                      "small_count": SMALL_COUNT, "batch": BATCH,
+                      "small_docs_s": round(small, 1),
+                      "small_server_cpu_ms": round(small_user + small_sys, 2),
+                      "small_server_sys_ms": round(small_sys, 2),
+                      "single_count": SINGLE_COUNT, "single_docs_s": round(single, 1),
+                      "single_server_cpu_ms": round(single_user + single_sys, 2),
+                      "single_server_sys_ms": round(single_sys, 2),
+                      "loadavg": [round(x, 2) for x in load]}))
+    return 0
 
 
 if __name__ == "__main__":

@@ -173,27 +173,36 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     sys.exit(f"bench: {url} did not answer within {timeout:.0f} s")
 
 
-def start_server(stack: ExitStack, env: dict[str, str], workers: int, log: Path) -> int:
-    log_file = log.open("wb")
-    proc = subprocess.Popen(
-        [CLI, "serve", "--workers", str(workers)], env=env, stdout=log_file,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+def launch(stack: ExitStack, command: list[str], env: dict[str, str],
+           log: Path | None) -> subprocess.Popen[bytes]:
+    """Start ``command`` (its output to ``log``, or nowhere), stopped when ``stack`` closes:
+    SIGTERM (a server stops its workers, then exits), a kill after 20 s."""
+    log_file = log.open("wb") if log is not None else open(os.devnull, "wb")  # noqa: SIM115
+    proc = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
 
     def stop() -> None:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # uvicorn stops its workers, then exits
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                say("server did not stop within 20 s: killing it")
+                say(f"{command[0]} did not stop within 20 s: killing it")
                 proc.kill()
                 proc.wait(timeout=10)
         log_file.close()
+
+    stack.callback(stop)
+    return proc
+
+
+def start_server(stack: ExitStack, env: dict[str, str], workers: int, log: Path) -> int:
+    def stopped() -> None:
         how = "SIGTERM" if proc.returncode == -signal.SIGTERM else f"exit code {proc.returncode}"
         say(f"server stopped ({how})")
 
-    stack.callback(stop)
+    stack.callback(stopped)  # registered first: runs once the server is stopped
+    proc = launch(stack, [CLI, "serve", "--workers", str(workers)], env, log)
     wait_ready(env["MC_ISSUER"] + "/healthz", proc)
     say(f"server ready (pid {proc.pid}, {workers} worker(s)) on {env['MC_ISSUER']}")
     return proc.pid

@@ -182,7 +182,8 @@ def arrange(env: dict[str, str]) -> dict[str, Any]:
     try:
         client = provider.clients.create(ClientCreate(
             name="Banc connexion", redirect_uris=[REDIRECT],
-            grant_types=["authorization_code", "refresh_token"], scope="openid profile email"))
+            grant_types=["authorization_code", "refresh_token"],
+            scopes=["openid", "profile", "email"]))
         emails = [f"banc-{i}-{secrets.token_hex(3)}@example.mq" for i in range(ACCOUNTS)]
         for email in emails:
             provider.users.create(UserCreate(email=email, password=PASSWORD, email_verified=True,
@@ -321,19 +322,8 @@ def main() -> int:
             env["BENCH_YAPPI"] = str(args.yappi.resolve())
         initialise(env)
         ready = data_dir / "ready.json"
-        log = (data_dir / "server.log").open("wb")
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--ready-file",
-                                 str(ready)], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
-
-        stack.callback(stop)
+        proc = bench.launch(stack, [sys.executable, __file__, "--serve", str(port),
+                                    "--ready-file", str(ready)], env, data_dir / "server.log")
         base = env["MC_ISSUER"]
         bench.wait_ready(base + "/healthz", proc, timeout=180)
         pid = json.loads(ready.read_text())["pid"]

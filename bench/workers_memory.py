@@ -26,8 +26,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -114,20 +112,9 @@ def main() -> int:
             if not url:
                 raise SystemExit("PostgreSQL is needed for --backend postgres")
             env["MC_DATABASE_URL"] = url
-        log = (data_dir / "server.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "martinique_connect", "serve",
-                                 "--workers", str(args.workers)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-        def stop() -> None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
-
-        stack.callback(stop)
+        proc = bench.launch(stack, [sys.executable, "-m", "martinique_connect", "serve",
+                                    "--workers", str(args.workers)], env,
+                            data_dir / "server.log")
         base = env["MC_ISSUER"]
         bench.wait_ready(base + "/healthz", proc, timeout=180)
         time.sleep(1)  # every worker started
