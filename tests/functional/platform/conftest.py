@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,10 +117,8 @@ class Instances:
         return run_cli(self.env(free_port()), *args)
 
 
-@pytest.fixture
-def instances(backend: Backend, platform: Platform) -> Iterator[Instances]:
-    """Instances over the session's database: with the session platform's secret key, which
-    encrypts the signing keys stored there (as every instance of one deployment)."""
+@contextmanager
+def _group(backend: Backend, platform: Platform) -> Iterator[Instances]:
     if backend.redis_url is None:
         pytest.skip("several instances share their state through Redis and PostgreSQL: "
                     "PostgreSQL + Redis backend only")
@@ -129,10 +128,44 @@ def instances(backend: Backend, platform: Platform) -> Iterator[Instances]:
     # the database the session's platform shares
     group = Instances(backend, issuer=platform.settings.issuer,
                       secret_key=platform.settings.secret_key, root=root)
-    yield group
-    for instance in group.running:
-        instance.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        yield group
+    finally:
+        for instance in group.running:
+            instance.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def instances(backend: Backend, platform: Platform) -> Iterator[Instances]:
+    """Instances over the session's database: with the session platform's secret key, which
+    encrypts the signing keys stored there (as every instance of one deployment)."""
+    with _group(backend, platform) as group:
+        yield group
+
+
+@pytest.fixture(scope="session")
+def _shared_group(backend: Backend, platform: Platform) -> Iterator[Instances]:
+    with _group(backend, platform) as group:
+        yield group
+
+
+@pytest.fixture
+def instance_pair(_shared_group: Instances) -> tuple[Instance, Instance]:
+    """Two plain ``serve`` processes (default settings) over the session's database, started
+    once and shared by the tests that need nothing else of them: a test must leave them
+    running and must not depend on what another did through them (each creates its own
+    clients and accounts). Restarted if one has died."""
+    group = _shared_group
+    alive = [i for i in group.running if i.process.poll() is None]
+    if len(alive) < 2:
+        for instance in group.running:
+            instance.stop()
+        group.running.clear()
+        group.start()
+        group.start()
+        alive = group.running
+    return alive[0], alive[1]
 
 
 @dataclass

@@ -49,9 +49,9 @@ def _published(platform: Platform) -> KeySet:
 
 
 def test_a_key_rotated_and_retired_elsewhere_is_never_used_to_sign(
-        instances: Instances, platform: Platform) -> None:
-    a = instances.start()
-    b = instances.start()
+        instances: Instances, instance_pair: tuple[Instance, Instance],
+        platform: Platform) -> None:
+    a, b = instance_pair
     service = _service(instances)
     # Both instances have loaded (and cached) the current keys.
     old_kid = jwt.decode(_token(b, service), _published(platform)).header["kid"]
@@ -84,9 +84,8 @@ def test_a_key_rotated_and_retired_elsewhere_is_never_used_to_sign(
 
 
 def test_a_revocation_through_one_instance_is_seen_by_the_other_within_the_bound(
-        instances: Instances, platform: Platform) -> None:
-    a = instances.start()
-    b = instances.start()
+        instances: Instances, instance_pair: tuple[Instance, Instance]) -> None:
+    a, b = instance_pair
     service = _service(instances)
     credentials = (service["client_id"], service["client_secret"])
     tokens = [_token(a, service) for _ in range(3)]

@@ -65,9 +65,9 @@ def _client_credentials(instance: Instance, client: dict[str, Any]) -> str:
     return str(response.json()["access_token"])
 
 
-def test_two_instances_share_sessions_tokens_keys_and_throttling(instances: Instances) -> None:
-    a = instances.start()
-    b = instances.start()
+def test_two_instances_share_sessions_tokens_keys_and_throttling(
+        instances: Instances, instance_pair: tuple[Instance, Instance]) -> None:
+    a, b = instance_pair
     rp = _json(instances.cli(
         "clients", "create", "--name", "Commune", "--redirect-uri", CALLBACK,
         "--grant-type", "authorization_code", "--grant-type", "refresh_token", "--json"))
