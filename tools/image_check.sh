@@ -59,8 +59,8 @@ DOCKER_BUILDKIT=0 docker build -q --network host --build-arg "PYTHON_IMAGE=$BASE
 echo "  image : $(docker image inspect "$TAG" --format '{{.Size}}' | awk '{printf "%d Mo", $1/1e6}')"
 
 name=mc-check-embedded-$$; names+=("$name")
-docker run -d --name "$name" --network host -e MC_PORT=$PORT \
-  -e MC_ISSUER=http://127.0.0.1:$PORT "$TAG" >/dev/null
+docker run -d --name "$name" --network host -e "MC_PORT=$PORT" \
+  -e "MC_ISSUER=http://127.0.0.1:$PORT" "$TAG" >/dev/null
 wait_ok "http://127.0.0.1:$PORT/healthz"
 curl -sf "http://127.0.0.1:$PORT/readyz" | grep -q '"ready"' || fail "/readyz (embarqué)"
 curl -sf "http://127.0.0.1:$PORT/.well-known/openid-configuration" \
@@ -69,7 +69,7 @@ curl -sf "http://127.0.0.1:$PORT/.well-known/openid-configuration" \
 # The HEALTHCHECK's command as Docker runs it (the words after "CMD", one per line).
 mapfile -t healthcheck < <(docker image inspect "$TAG" \
   --format '{{range $i, $w := .Config.Healthcheck.Test}}{{if $i}}{{println $w}}{{end}}{{end}}')
-docker exec -e MC_PORT=$PORT "$name" "${healthcheck[@]}" \
+docker exec -e "MC_PORT=$PORT" "$name" "${healthcheck[@]}" \
   || fail "la commande du HEALTHCHECK"
 echo "  mode embarqué : /healthz, /readyz, découverte, uid 10001, HEALTHCHECK : OK"
 docker rm -f "$name" >/dev/null
@@ -78,7 +78,7 @@ if [[ -n "${MC_CHECK_DATABASE_URL:-}" && -n "${MC_CHECK_REDIS_URL:-}" ]]; then
   env=(-e "MC_DATABASE_URL=$MC_CHECK_DATABASE_URL" -e "MC_REDIS_URL=$MC_CHECK_REDIS_URL"
        -e "MC_REDIS_PREFIX=mc-image-check-$$:" -e "MC_SECRET_KEY=$(openssl rand -hex 32)"
        -e "MC_ISSUER=http://127.0.0.1:$PORT" -e "MC_PORT=$PORT")
-  pod=(--network host --read-only --tmpfs /var/lib/martinique-connect:uid=10001,gid=10001
+  pod=(--network host --read-only --tmpfs "/var/lib/martinique-connect:uid=10001,gid=10001"
        --tmpfs /tmp)
   docker run --rm "${pod[@]}" "${env[@]}" "$TAG" db upgrade >/dev/null || fail "db upgrade"
   name=mc-check-production-$$; names+=("$name")
