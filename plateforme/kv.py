@@ -45,6 +45,10 @@ class KeyValueStore(Protocol):
         """Seconds left before ``key`` expires, or -2 when absent."""
         ...
 
+    def ttls(self, *keys: str) -> list[int]:
+        """:meth:`ttl` of each key, in one round trip."""
+        ...
+
     def expire(self, key: str, ttl: int) -> None: ...
 
     def sadd(self, key: str, member: str, *, ttl: int) -> None: ...
@@ -119,9 +123,16 @@ class InProcessStore:
 
     def ttl(self, key: str) -> int:
         with self._lock:
-            if self._live(key) is None:
-                return -2
-            return max(1, math.ceil(self._data[key][1] - time.monotonic()))
+            return self._ttl(key)
+
+    def ttls(self, *keys: str) -> list[int]:
+        with self._lock:
+            return [self._ttl(key) for key in keys]
+
+    def _ttl(self, key: str) -> int:
+        if self._live(key) is None:
+            return -2
+        return max(1, math.ceil(self._data[key][1] - time.monotonic()))
 
     def expire(self, key: str, ttl: int) -> None:
         with self._lock:
@@ -218,6 +229,15 @@ class RedisStore:
     def ttl(self, key: str) -> int:
         with self._call():
             return int(self._redis.ttl(self._k(key)))
+
+    def ttls(self, *keys: str) -> list[int]:
+        if not keys:
+            return []
+        with self._call():
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.ttl(self._k(key))
+            return [int(value) for value in pipe.execute()]
 
     def expire(self, key: str, ttl: int) -> None:
         with self._call():

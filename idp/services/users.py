@@ -112,7 +112,7 @@ class UserService:
         """Check a password sign-in. Unknown account, wrong password and locked account all
         raise :class:`LoginFailed` after the same work; throttling raises TooManyRequests."""
         email = email.strip().lower()
-        wait = self._throttle.retry_after(email, address)
+        wait, failures_on_record = self._throttle.assess(email, address)
         if wait:
             passwords.burn_time(password)
             self._audit("login.throttled", None, email, address, request_id, "refused")
@@ -142,7 +142,11 @@ class UserService:
                 self._audit("login.lockout", user, email, address, request_id, "refused",
                             reason=f"password:{delay}s")
             raise LoginFailed()
-        self._throttle.success(email, address)
+        if failures_on_record:
+            # Nothing to clear otherwise (one store round trip less on most sign-ins); a
+            # failure counted meanwhile by a concurrent attempt is kept, which only errs on
+            # the side of throttling.
+            self._throttle.success(email, address)
         return SignIn(user=user, amr=["pwd"], acr="eidas1")
 
     def _audit(
