@@ -12,16 +12,18 @@ from idp import repository
 from idp.models import Consent
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
+from plateforme.db import reader
 from plateforme.errors import NotFound
 
 
 class ConsentService:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
 
     def covers(self, user_id: uuid.UUID, client_id: str, scope: str) -> bool:
         """True when a remembered consent includes every requested scope."""
-        with Session(self._engine) as session:
+        with Session(self._reader) as session:
             consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
         return consent is not None and set(scope.split()) <= set(consent.scope.split())
 

@@ -38,6 +38,7 @@ from idp import repository
 from idp.models import AccessTokenRecord, Grant, RefreshToken, User
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
+from plateforme.db import reader
 from plateforme.kv import KeyValueStore
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ class TokenService:
         refresh_token_lifetime: int,
     ) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._store = store
         self._code_lifetime = code_lifetime
         self._refresh_lifetime = refresh_token_lifetime
@@ -330,7 +332,7 @@ class TokenService:
 
     def grant_and_user_for_jti(self, jti: str) -> tuple[Grant, User] | None:
         """The grant of an access token and its account (one SQL statement), or None."""
-        with Session(self._engine, expire_on_commit=False) as session:
+        with Session(self._reader, expire_on_commit=False) as session:
             return repository.get_grant_and_user_for_jti(session=session, jti=jti)
 
     def end_session_grants(self, sid: str) -> list[str]:

@@ -21,6 +21,7 @@ from idp.services.factors.totp import WRONG_CODE, TotpEnrolment, TotpService
 from idp.services.throttle import Throttle
 from plateforme.audit import AuditJournal, AuditRecord
 from plateforme.clock import Clock
+from plateforme.db import reader
 from plateforme.errors import Conflict, NotFound, TooManyRequests
 from plateforme.kv import KeyValueStore
 
@@ -192,6 +193,7 @@ class FactorService:
         max_delay: int = 900, clock: Clock | None = None,
     ) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._journal = journal
         self.totp = TotpService(engine, secret_key, clock=clock)
         self.recovery = RecoveryCodes(engine, secret_key)
@@ -216,7 +218,7 @@ class FactorService:
             exists().where(col(TotpFactor.user_id) == user_id, col(TotpFactor.confirmed)),
             exists().where(col(WebAuthnCredential.user_id) == user_id),
         ))
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             return bool(conn.execute(query).scalar())
 
     # --- checks at sign-in -------------------------------------------------------------------
