@@ -31,6 +31,10 @@ class KeyValueStore(Protocol):
         """Store ``value`` for ``ttl`` seconds; with ``nx``, only if absent. True if stored."""
         ...
 
+    def get_many(self, *keys: str) -> list[str | None]:
+        """:meth:`get` of each key, in one round trip."""
+        ...
+
     def take(self, key: str) -> str | None:
         """Atomically read and delete ``key`` (one-time values such as codes)."""
         ...
@@ -90,6 +94,11 @@ class InProcessStore:
         with self._lock:
             value = self._live(key)
             return value if isinstance(value, str) else None
+
+    def get_many(self, *keys: str) -> list[str | None]:
+        with self._lock:
+            values = [self._live(key) for key in keys]
+        return [value if isinstance(value, str) else None for value in values]
 
     def set(self, key: str, value: str, *, ttl: int, nx: bool = False) -> bool:
         with self._lock:
@@ -203,6 +212,13 @@ class RedisStore:
         with self._call():
             value = self._redis.get(self._k(key))
         return value if value is None else str(value)
+
+    def get_many(self, *keys: str) -> list[str | None]:
+        if not keys:
+            return []
+        with self._call():
+            values = self._redis.mget([self._k(key) for key in keys])
+        return [value if value is None else str(value) for value in values]
 
     def set(self, key: str, value: str, *, ttl: int, nx: bool = False) -> bool:
         with self._call():

@@ -19,8 +19,8 @@ from tests.conftest import Platform, pkce_pair
 from tests.support.browser import Browser, query_of
 
 REDIRECT = "http://127.0.0.1:9999/callback"
-KV_METHODS = ("get", "set", "take", "delete", "incr", "ttl", "ttls", "expire", "sadd", "srem",
-              "smembers")
+KV_METHODS = ("get", "get_many", "set", "take", "delete", "incr", "ttl", "ttls", "expire",
+              "sadd", "srem", "smembers")
 
 
 # Left out of the counts: the archive's background tasks, and what short caches read when
@@ -137,10 +137,16 @@ def test_password_sign_in_round_trips_per_hop(platform: Platform, meter: Meter,
         # three keys at once (nothing to clear after a success without failures), the SSO
         # session and its index, the interaction saved
         "login": (5, 5),
-        "continue after login": (1, 4),
-        "consent page": (1, 2),  # the account's language
-        "consent": (5, 3),  # the consent read and written, consent.grant (3)
-        "continue to the code": (1, 7),
+        # the account; the interaction and the SSO session in one call, the nonce checked
+        # unused, the interaction saved
+        "continue after login": (1, 3),
+        "consent page": (1, 1),  # the account's language; the interaction and the session
+        # the consent read and written, consent.grant (3); the interaction and the session,
+        # the interaction saved
+        "consent": (5, 2),
+        # the account; the interaction and the session, the nonce, the session's clients,
+        # the nonce and the code saved, the interaction dropped
+        "continue to the code": (1, 6),
         # the account; the grant, the access token, the refresh token (the grant's id is new:
         # never looked up); the code taken and marked used
         "token": (4, 2),
