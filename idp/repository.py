@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -80,6 +81,33 @@ def delete_client(*, session: Session, client: Client) -> None:
 
 def get_consent(*, session: Session, user_id: uuid.UUID, client_id: str) -> Consent | None:
     return session.get(Consent, (user_id, client_id))
+
+
+_CONSENT = Consent.__table__  # type: ignore[attr-defined]
+_CONSENT_SCOPE = sa_select(_CONSENT.c.scope).where(
+    _CONSENT.c.user_id == bindparam("user_id"), _CONSENT.c.client_id == bindparam("client_id"))
+_CONSENT_INSERT = insert(_CONSENT)
+_CONSENT_UPDATE = update(_CONSENT).where(
+    _CONSENT.c.user_id == bindparam("key_user"), _CONSENT.c.client_id == bindparam("key_client"))
+
+
+def consented_scope(*, session: Session, user_id: uuid.UUID, client_id: str) -> str | None:
+    """The scopes the person granted the client (space-separated), or None: one column, no
+    ORM object (the consent POST only merges scopes)."""
+    value = session.execute(_CONSENT_SCOPE, {"user_id": user_id, "client_id": client_id}
+                            ).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
+def save_consent(*, session: Session, user_id: uuid.UUID, client_id: str, scope: str,
+                 implied: bool, granted_at: datetime, exists: bool) -> None:
+    """Insert the consent row, or update it when ``exists`` (Core statements built once). A
+    concurrent insert of the same row raises IntegrityError, as the ORM flush did."""
+    values = {"scope": scope, "implied": implied, "granted_at": granted_at}
+    if exists:
+        session.execute(_CONSENT_UPDATE, {"key_user": user_id, "key_client": client_id, **values})
+    else:
+        session.execute(_CONSENT_INSERT, {"user_id": user_id, "client_id": client_id, **values})
 
 
 def list_consents(*, session: Session, user_id: uuid.UUID) -> Sequence[Consent]:
