@@ -46,8 +46,11 @@ def read_user(*, session: Session, user_id: uuid.UUID) -> User | None:
     return session.execute(_USER_BY_ID, {"user_id": user_id}).scalar_one_or_none()
 
 
+_USER_BY_EMAIL: SelectOfScalar[User] = select(User).where(col(User.email) == bindparam("email"))
+
+
 def get_user_by_email(*, session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+    return session.execute(_USER_BY_EMAIL, {"email": email.strip().lower()}).scalars().first()
 
 
 def list_users(*, session: Session, search: str | None = None, limit: int = 100) -> Sequence[User]:
@@ -205,14 +208,18 @@ def get_access_token_record(*, session: Session, jti: str) -> AccessTokenRecord 
     return session.get(AccessTokenRecord, jti)
 
 
+_GRANT_AND_USER_FOR_JTI = (
+    select(Grant, User)
+    .join(AccessTokenRecord, col(AccessTokenRecord.grant_id) == col(Grant.id))
+    .join(User, col(User.id) == col(Grant.user_id))
+    .where(col(AccessTokenRecord.jti) == bindparam("jti"))
+)
+
+
 def get_grant_and_user_for_jti(*, session: Session, jti: str) -> tuple[Grant, User] | None:
-    """The grant of an access token and its account, in one statement (``/userinfo``)."""
-    row = session.exec(
-        select(Grant, User)
-        .join(AccessTokenRecord, col(AccessTokenRecord.grant_id) == col(Grant.id))
-        .join(User, col(User.id) == col(Grant.user_id))
-        .where(AccessTokenRecord.jti == jti)
-    ).first()
+    """The grant of an access token and its account, in one statement built once
+    (``/userinfo``)."""
+    row = session.execute(_GRANT_AND_USER_FOR_JTI, {"jti": jti}).first()
     return (row[0], row[1]) if row is not None else None
 
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import exists, or_
+from sqlalchemy import bindparam, exists, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
@@ -142,6 +142,13 @@ ACTIVITY_LABELS = {
 }
 
 
+# Asked at every password sign-in: built once.
+_HAS_SECOND_FACTOR = sa_select(or_(
+    exists().where(col(TotpFactor.user_id) == bindparam("user_id"), col(TotpFactor.confirmed)),
+    exists().where(col(WebAuthnCredential.user_id) == bindparam("user_id")),
+))
+
+
 @dataclass(frozen=True)
 class FactorSummary:
     totp: list[TotpFactor]
@@ -214,12 +221,8 @@ class FactorService:
 
     def has_second_factor(self, user_id: uuid.UUID) -> bool:
         """Asked at every password sign-in: one ``SELECT EXISTS … OR EXISTS …``, no rows read."""
-        query = sa_select(or_(
-            exists().where(col(TotpFactor.user_id) == user_id, col(TotpFactor.confirmed)),
-            exists().where(col(WebAuthnCredential.user_id) == user_id),
-        ))
         with self._reader.connect() as conn:
-            return bool(conn.execute(query).scalar())
+            return bool(conn.execute(_HAS_SECOND_FACTOR, {"user_id": user_id}).scalar())
 
     # --- checks at sign-in -------------------------------------------------------------------
 
