@@ -81,8 +81,8 @@ def serve(port: int, ready_file: Path) -> None:
             counts["sql:" + kind] += 1
 
     store = app.state.store
-    for name in ("get", "set", "take", "delete", "incr", "ttl", "expire", "sadd", "srem",
-                 "smembers"):
+    for name in ("get", "get_many", "set", "take", "delete", "incr", "ttl", "ttls", "expire",
+                 "sadd", "srem", "smembers"):
         method = getattr(store, name, None)
         if method is None or not callable(method):
             continue

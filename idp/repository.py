@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from idp.models import (
     AccessTokenRecord,
@@ -34,8 +36,21 @@ def get_user(*, session: Session, user_id: uuid.UUID) -> User | None:
     return session.get(User, user_id)
 
 
+# An account by id, built once: the sign-in reads one at almost every hop.
+_USER_BY_ID: SelectOfScalar[User] = select(User).where(col(User.id) == bindparam("user_id"))
+
+
+def read_user(*, session: Session, user_id: uuid.UUID) -> User | None:
+    """The account, read by a prebuilt statement (no identity-map lookup first: for a
+    session that only reads it)."""
+    return session.execute(_USER_BY_ID, {"user_id": user_id}).scalar_one_or_none()
+
+
+_USER_BY_EMAIL: SelectOfScalar[User] = select(User).where(col(User.email) == bindparam("email"))
+
+
 def get_user_by_email(*, session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == email.strip().lower())).first()
+    return session.execute(_USER_BY_EMAIL, {"email": email.strip().lower()}).scalars().first()
 
 
 def list_users(*, session: Session, search: str | None = None, limit: int = 100) -> Sequence[User]:
@@ -69,6 +84,33 @@ def delete_client(*, session: Session, client: Client) -> None:
 
 def get_consent(*, session: Session, user_id: uuid.UUID, client_id: str) -> Consent | None:
     return session.get(Consent, (user_id, client_id))
+
+
+_CONSENT = Consent.__table__  # type: ignore[attr-defined]
+_CONSENT_SCOPE = sa_select(_CONSENT.c.scope).where(
+    _CONSENT.c.user_id == bindparam("user_id"), _CONSENT.c.client_id == bindparam("client_id"))
+_CONSENT_INSERT = insert(_CONSENT)
+_CONSENT_UPDATE = update(_CONSENT).where(
+    _CONSENT.c.user_id == bindparam("key_user"), _CONSENT.c.client_id == bindparam("key_client"))
+
+
+def consented_scope(*, session: Session, user_id: uuid.UUID, client_id: str) -> str | None:
+    """The scopes the person granted the client (space-separated), or None: one column, no
+    ORM object (the consent POST only merges scopes)."""
+    value = session.execute(_CONSENT_SCOPE, {"user_id": user_id, "client_id": client_id}
+                            ).scalar_one_or_none()
+    return None if value is None else str(value)
+
+
+def save_consent(*, session: Session, user_id: uuid.UUID, client_id: str, scope: str,
+                 implied: bool, granted_at: datetime, exists: bool) -> None:
+    """Insert the consent row, or update it when ``exists`` (Core statements built once). A
+    concurrent insert of the same row raises IntegrityError, as the ORM flush did."""
+    values = {"scope": scope, "implied": implied, "granted_at": granted_at}
+    if exists:
+        session.execute(_CONSENT_UPDATE, {"key_user": user_id, "key_client": client_id, **values})
+    else:
+        session.execute(_CONSENT_INSERT, {"user_id": user_id, "client_id": client_id, **values})
 
 
 def list_consents(*, session: Session, user_id: uuid.UUID) -> Sequence[Consent]:
@@ -166,14 +208,18 @@ def get_access_token_record(*, session: Session, jti: str) -> AccessTokenRecord 
     return session.get(AccessTokenRecord, jti)
 
 
+_GRANT_AND_USER_FOR_JTI = (
+    select(Grant, User)
+    .join(AccessTokenRecord, col(AccessTokenRecord.grant_id) == col(Grant.id))
+    .join(User, col(User.id) == col(Grant.user_id))
+    .where(col(AccessTokenRecord.jti) == bindparam("jti"))
+)
+
+
 def get_grant_and_user_for_jti(*, session: Session, jti: str) -> tuple[Grant, User] | None:
-    """The grant of an access token and its account, in one statement (``/userinfo``)."""
-    row = session.exec(
-        select(Grant, User)
-        .join(AccessTokenRecord, col(AccessTokenRecord.grant_id) == col(Grant.id))
-        .join(User, col(User.id) == col(Grant.user_id))
-        .where(AccessTokenRecord.jti == jti)
-    ).first()
+    """The grant of an access token and its account, in one statement built once
+    (``/userinfo``)."""
+    row = session.execute(_GRANT_AND_USER_FOR_JTI, {"jti": jti}).first()
     return (row[0], row[1]) if row is not None else None
 
 

@@ -165,6 +165,17 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
 
 
+def reader(engine: Engine) -> Engine:
+    """The engine for reads made of one statement: on PostgreSQL in autocommit, which saves
+    the ``BEGIN`` and ``ROLLBACK`` round trips around the ``SELECT`` (≈ 0.3 ms of CPU per
+    read; a single statement sees one snapshot anyway). SQLite's engine as it is: changing
+    its isolation level costs a ``PRAGMA`` at each checkout, more than it saves. Shares the
+    engine's pool; build it once."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def insert_rows(session: Session, table: TableClause,
                 rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (mappings with the same keys: every column they need, no column

@@ -31,6 +31,10 @@ class KeyValueStore(Protocol):
         """Store ``value`` for ``ttl`` seconds; with ``nx``, only if absent. True if stored."""
         ...
 
+    def get_many(self, *keys: str) -> list[str | None]:
+        """:meth:`get` of each key, in one round trip."""
+        ...
+
     def take(self, key: str) -> str | None:
         """Atomically read and delete ``key`` (one-time values such as codes)."""
         ...
@@ -43,6 +47,10 @@ class KeyValueStore(Protocol):
 
     def ttl(self, key: str) -> int:
         """Seconds left before ``key`` expires, or -2 when absent."""
+        ...
+
+    def ttls(self, *keys: str) -> list[int]:
+        """:meth:`ttl` of each key, in one round trip."""
         ...
 
     def expire(self, key: str, ttl: int) -> None: ...
@@ -87,6 +95,11 @@ class InProcessStore:
             value = self._live(key)
             return value if isinstance(value, str) else None
 
+    def get_many(self, *keys: str) -> list[str | None]:
+        with self._lock:
+            values = [self._live(key) for key in keys]
+        return [value if isinstance(value, str) else None for value in values]
+
     def set(self, key: str, value: str, *, ttl: int, nx: bool = False) -> bool:
         with self._lock:
             self._sweep()
@@ -119,9 +132,16 @@ class InProcessStore:
 
     def ttl(self, key: str) -> int:
         with self._lock:
-            if self._live(key) is None:
-                return -2
-            return max(1, math.ceil(self._data[key][1] - time.monotonic()))
+            return self._ttl(key)
+
+    def ttls(self, *keys: str) -> list[int]:
+        with self._lock:
+            return [self._ttl(key) for key in keys]
+
+    def _ttl(self, key: str) -> int:
+        if self._live(key) is None:
+            return -2
+        return max(1, math.ceil(self._data[key][1] - time.monotonic()))
 
     def expire(self, key: str, ttl: int) -> None:
         with self._lock:
@@ -193,6 +213,13 @@ class RedisStore:
             value = self._redis.get(self._k(key))
         return value if value is None else str(value)
 
+    def get_many(self, *keys: str) -> list[str | None]:
+        if not keys:
+            return []
+        with self._call():
+            values = self._redis.mget([self._k(key) for key in keys])
+        return [value if value is None else str(value) for value in values]
+
     def set(self, key: str, value: str, *, ttl: int, nx: bool = False) -> bool:
         with self._call():
             return bool(self._redis.set(self._k(key), value, ex=max(1, ttl), nx=nx))
@@ -218,6 +245,15 @@ class RedisStore:
     def ttl(self, key: str) -> int:
         with self._call():
             return int(self._redis.ttl(self._k(key)))
+
+    def ttls(self, *keys: str) -> list[int]:
+        if not keys:
+            return []
+        with self._call():
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.ttl(self._k(key))
+            return [int(value) for value in pipe.execute()]
 
     def expire(self, key: str, ttl: int) -> None:
         with self._call():

@@ -81,9 +81,31 @@ def finish(request: Request, response: Response, provider: Provider) -> Response
 
 
 def current_session(request: Request, provider: Provider) -> SSOSession | None:
-    sso = provider.sessions.get(request.cookies.get(SESSION_COOKIE))
+    sid = request.cookies.get(SESSION_COOKIE)
+    prefetched = getattr(request.state, "prefetched_session", None)
+    if prefetched is not None and prefetched[0] == sid:
+        # Read with the interaction (_read_with_session), nothing written since: the first
+        # call only, a later one reads the store again.
+        request.state.prefetched_session = None
+        sso = provider.sessions.loaded(prefetched[1])
+    else:
+        sso = provider.sessions.get(sid)
     request.state.seen_session = sso  # reused by page_locale only (see there)
     return sso
+
+
+def _read_with_session(request: Request, provider: Provider, key: str) -> str | None:
+    """``key``'s value; in the same round trip, the browser's SSO session when this request
+    has not read it yet: every page that loads an interaction asks for the session next
+    (:func:`current_session` then takes this copy instead of a second store call)."""
+    sid = request.cookies.get(SESSION_COOKIE)
+    session_key = (provider.sessions.key(sid)
+                   if not hasattr(request.state, "seen_session") else None)
+    if session_key is None:
+        return provider.store.get(key)
+    raw, session_raw = provider.store.get_many(key, session_key)
+    request.state.prefetched_session = (sid, session_raw)
+    return raw
 
 
 def save_interaction(
@@ -117,7 +139,7 @@ def load_interaction(request: Request, provider: Provider, interaction_id: str |
     """The pending interaction, only for the browser that started it."""
     if not interaction_id or len(interaction_id) > 64:
         return None
-    raw = provider.store.get(f"idp:interaction:{interaction_id}")
+    raw = _read_with_session(request, provider, f"idp:interaction:{interaction_id}")
     interaction = Interaction(**json.loads(raw)) if raw is not None else None
     if interaction is not None and interaction.browser != _browser_hash(browser_id(request)):
         interaction = None

@@ -12,16 +12,18 @@ from idp import repository
 from idp.models import Consent
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
+from plateforme.db import reader
 from plateforme.errors import NotFound
 
 
 class ConsentService:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._reader = reader(engine)
 
     def covers(self, user_id: uuid.UUID, client_id: str, scope: str) -> bool:
         """True when a remembered consent includes every requested scope."""
-        with Session(self._engine) as session:
+        with Session(self._reader) as session:
             consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
         return consent is not None and set(scope.split()) <= set(consent.scope.split())
 
@@ -45,18 +47,17 @@ class ConsentService:
         address: str | None, request_id: str | None,
     ) -> None:
         with Session(self._engine) as session:
-            consent = repository.get_consent(session=session, user_id=user_id, client_id=client_id)
-            scopes = set(scope.split()) | (set(consent.scope.split()) if consent else set())
-            if consent is None:
-                consent = Consent(user_id=user_id, client_id=client_id, scope="")
-            consent.scope = " ".join(sorted(scopes))
-            consent.implied = implied
-            consent.granted_at = utcnow()
-            session.add(consent)
+            granted = repository.consented_scope(session=session, user_id=user_id,
+                                                 client_id=client_id)
+            scopes = set(scope.split()) | (set(granted.split()) if granted is not None else set())
+            merged = " ".join(sorted(scopes))
+            repository.save_consent(session=session, user_id=user_id, client_id=client_id,
+                                    scope=merged, implied=implied, granted_at=utcnow(),
+                                    exists=granted is not None)
             append(session, AuditRecord(
                 action="consent.implied" if implied else "consent.grant", actor=str(user_id),
                 target=client_id, address=address, request_id=request_id,
-                details={"scope": consent.scope},
+                details={"scope": merged},
             ))
             session.commit()
 

@@ -72,10 +72,18 @@ class SessionStore:
         self._store.sadd(self._index(session.user_id), session.sid, ttl=self._lifetime)
         return session
 
+    def key(self, sid: str | None) -> str | None:
+        """The store key of session ``sid`` (None for a value that cannot be a ``sid``), for
+        a caller that reads it with other keys in one round trip (then :meth:`loaded`)."""
+        return self._key(sid) if sid and len(sid) <= 100 else None
+
     def get(self, sid: str | None) -> SSOSession | None:
-        if not sid or len(sid) > 100:
-            return None
-        raw = self._store.get(self._key(sid))
+        key = self.key(sid)
+        return self.loaded(self._store.get(key)) if key is not None else None
+
+    def loaded(self, raw: str | None) -> SSOSession | None:
+        """The session stored as ``raw`` (read at :meth:`key`), with the expiry checks and
+        the ``last_seen`` refresh of :meth:`get`."""
         if raw is None:
             return None
         session = SSOSession(**json.loads(raw))

@@ -37,8 +37,16 @@ class Throttle:
 
     def retry_after(self, account: str, address: str) -> int:
         """Seconds to wait before another attempt is examined (0: go ahead)."""
+        return self.assess(account, address)[0]
+
+    def assess(self, account: str, address: str) -> tuple[int, bool]:
+        """Seconds to wait before another attempt is examined (0: go ahead), and whether
+        failures of the account are on record (:meth:`success` then has something to clear):
+        one store round trip for the three keys."""
         acc, addr = self._keys(account, address)
-        return max(self._store.ttl(acc + ":wait"), self._store.ttl(addr + ":wait"), 0)
+        account_wait, address_wait, counter = self._store.ttls(
+            acc + ":wait", addr + ":wait", acc)
+        return max(account_wait, address_wait, 0), counter != -2 or account_wait != -2
 
     def failure(self, account: str, address: str) -> int:
         """Count a failure; return the delay now imposed (0 if none)."""

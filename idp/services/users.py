@@ -15,6 +15,7 @@ from idp.schemas import UserCreate, UserPublic
 from idp.services.throttle import Throttle
 from plateforme.audit import AuditRecord, append
 from plateforme.clock import utcnow
+from plateforme.db import reader
 from plateforme.errors import Conflict, NotFound, TooManyRequests
 
 GENERIC_FAILURE = N_("Adresse électronique ou mot de passe incorrect.")
@@ -45,6 +46,7 @@ def to_public(user: User) -> UserPublic:
 class UserService:
     def __init__(self, engine: Engine, throttle: Throttle) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._throttle = throttle
 
     def create(self, data: UserCreate, *, actor: str | None = None) -> UserPublic:
@@ -63,8 +65,8 @@ class UserService:
         return to_public(user)
 
     def get(self, user_id: uuid.UUID | str) -> User | None:
-        with Session(self._engine, expire_on_commit=False) as session:
-            return repository.get_user(session=session, user_id=uuid.UUID(str(user_id)))
+        with Session(self._reader, expire_on_commit=False) as session:
+            return repository.read_user(session=session, user_id=uuid.UUID(str(user_id)))
 
     def get_by_email(self, email: str) -> User | None:
         with Session(self._engine, expire_on_commit=False) as session:
@@ -112,7 +114,7 @@ class UserService:
         """Check a password sign-in. Unknown account, wrong password and locked account all
         raise :class:`LoginFailed` after the same work; throttling raises TooManyRequests."""
         email = email.strip().lower()
-        wait = self._throttle.retry_after(email, address)
+        wait, failures_on_record = self._throttle.assess(email, address)
         if wait:
             passwords.burn_time(password)
             self._audit("login.throttled", None, email, address, request_id, "refused")
@@ -142,7 +144,11 @@ class UserService:
                 self._audit("login.lockout", user, email, address, request_id, "refused",
                             reason=f"password:{delay}s")
             raise LoginFailed()
-        self._throttle.success(email, address)
+        if failures_on_record:
+            # Nothing to clear otherwise (one store round trip less on most sign-ins); a
+            # failure counted meanwhile by a concurrent attempt is kept, which only errs on
+            # the side of throttling.
+            self._throttle.success(email, address)
         return SignIn(user=user, amr=["pwd"], acr="eidas1")
 
     def _audit(

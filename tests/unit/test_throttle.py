@@ -32,3 +32,15 @@ def test_delay_is_capped() -> None:
                         max_delay=60)
     delays = [throttle.failure("a@example.mq", "10.0.0.1") for _ in range(12)]
     assert max(delays) == 60
+
+
+def test_assess_reports_the_wait_and_failures_on_record() -> None:
+    throttle = Throttle(InProcessStore(), free_attempts=1, address_free_attempts=100)
+    assert throttle.assess("a@example.mq", "10.0.0.1") == (0, False)
+    throttle.failure("a@example.mq", "10.0.0.1")
+    assert throttle.assess("a@example.mq", "10.0.0.1") == (0, True)
+    throttle.failure("a@example.mq", "10.0.0.1")
+    wait, on_record = throttle.assess("a@example.mq", "10.0.0.2")
+    assert wait >= 1 and on_record
+    throttle.success("a@example.mq", "10.0.0.1")
+    assert throttle.assess("a@example.mq", "10.0.0.1") == (0, False)

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import exists, or_
+from sqlalchemy import bindparam, exists, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
@@ -21,6 +21,7 @@ from idp.services.factors.totp import WRONG_CODE, TotpEnrolment, TotpService
 from idp.services.throttle import Throttle
 from plateforme.audit import AuditJournal, AuditRecord
 from plateforme.clock import Clock
+from plateforme.db import reader
 from plateforme.errors import Conflict, NotFound, TooManyRequests
 from plateforme.kv import KeyValueStore
 
@@ -141,6 +142,13 @@ ACTIVITY_LABELS = {
 }
 
 
+# Asked at every password sign-in: built once.
+_HAS_SECOND_FACTOR = sa_select(or_(
+    exists().where(col(TotpFactor.user_id) == bindparam("user_id"), col(TotpFactor.confirmed)),
+    exists().where(col(WebAuthnCredential.user_id) == bindparam("user_id")),
+))
+
+
 @dataclass(frozen=True)
 class FactorSummary:
     totp: list[TotpFactor]
@@ -192,6 +200,7 @@ class FactorService:
         max_delay: int = 900, clock: Clock | None = None,
     ) -> None:
         self._engine = engine
+        self._reader = reader(engine)
         self._journal = journal
         self.totp = TotpService(engine, secret_key, clock=clock)
         self.recovery = RecoveryCodes(engine, secret_key)
@@ -212,12 +221,8 @@ class FactorService:
 
     def has_second_factor(self, user_id: uuid.UUID) -> bool:
         """Asked at every password sign-in: one ``SELECT EXISTS … OR EXISTS …``, no rows read."""
-        query = sa_select(or_(
-            exists().where(col(TotpFactor.user_id) == user_id, col(TotpFactor.confirmed)),
-            exists().where(col(WebAuthnCredential.user_id) == user_id),
-        ))
-        with self._engine.connect() as conn:
-            return bool(conn.execute(query).scalar())
+        with self._reader.connect() as conn:
+            return bool(conn.execute(_HAS_SECOND_FACTOR, {"user_id": user_id}).scalar())
 
     # --- checks at sign-in -------------------------------------------------------------------
 

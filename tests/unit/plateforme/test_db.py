@@ -184,3 +184,15 @@ def test_insert_rows_on_both_engines(backend, tmp_path: Path) -> None:  # type: 
     finally:
         metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_reader_is_autocommit_on_postgresql_only(tmp_path: Path) -> None:
+    """One-statement reads skip BEGIN/ROLLBACK on PostgreSQL; SQLite keeps its engine."""
+    from sqlalchemy import create_engine
+
+    from plateforme.db import reader
+
+    sqlite = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    assert reader(sqlite) is sqlite
+    postgres = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert reader(postgres).get_execution_options()["isolation_level"] == "AUTOCOMMIT"

@@ -86,3 +86,18 @@ def test_sets(store: KeyValueStore) -> None:
 
 def test_ping(store: KeyValueStore) -> None:
     assert store.ping() is True
+
+
+def test_ttls_reads_several_keys_at_once(store: KeyValueStore) -> None:
+    store.set("t1", "v", ttl=30)
+    store.incr("t2", ttl=5)
+    first, second, absent = store.ttls("t1", "t2", "absent")
+    assert 25 <= first <= 30 and 1 <= second <= 5 and absent == -2
+    assert store.ttls() == []
+
+
+def test_get_many_reads_several_keys_at_once(store: KeyValueStore) -> None:
+    store.set("m1", "a", ttl=10)
+    store.sadd("m-set", "x", ttl=10)  # not a string value: read as absent, as by get()
+    assert store.get_many("m1", "absent", "m-set") == ["a", None, None]
+    assert store.get_many() == []
