@@ -170,7 +170,12 @@ def initialise(provider: Any, *, console: bool = False) -> None:
     ``console``, also the administration console's client, whose redirect URIs follow
     ``MC_ISSUER``: only the commands that deploy (``db upgrade``, ``serve``, ``demo seed``)
     register it, so a one-off command run with another issuer cannot break the console."""
-    provider.keys.ensure_keys()
+    from idp.services.signing_keys import UnreadableKeys
+
+    try:
+        provider.keys.ensure_keys()
+    except UnreadableKeys as exc:
+        _fail(str(exc))
     if not provider.organisations.list():
         provider.organisations.seed()
     if console:

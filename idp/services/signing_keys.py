@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from joserfc.jwk import Key, KeySet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -51,6 +52,11 @@ _UNKNOWN = object()  # the store did not answer: fall back to the time-bounded c
 # Inside KeyService.one_stamp(): the stamp read by the first signature of the block (empty
 # until then), which the block's other signatures reuse.
 _block_stamp: ContextVar[list[object] | None] = ContextVar("signing_key_stamp", default=None)
+
+
+class UnreadableKeys(RuntimeError):
+    """The stored private keys do not decrypt with this instance's ``MC_SECRET_KEY``: every
+    signature would fail. Raised at start-up, so that such an instance never serves."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +93,22 @@ class KeyService:
     # -- commands -------------------------------------------------------------------------
 
     def ensure_keys(self) -> list[str]:
-        """Create the missing keys (one active and one next per algorithm). Returns new kids."""
+        """Create the missing keys (one active and one next per algorithm). Returns new kids.
+
+        Raises :class:`UnreadableKeys` when an existing active or next key does not decrypt
+        with this instance's secret key (an instance of the deployment started with another
+        ``MC_SECRET_KEY``): it would answer every token request with an error."""
         created: list[str] = []
         with Session(self._engine) as session:
             existing = repository.list_signing_keys(session=session, statuses=["active", "next"])
+            for key in existing:
+                try:
+                    self._cipher.decrypt(key.private_jwk)
+                except InvalidToken:
+                    raise UnreadableKeys(
+                        f"MC_SECRET_KEY ne déchiffre pas la clé de signature {key.kid} "
+                        "enregistrée dans la base : toutes les instances d'un déploiement "
+                        "doivent avoir la même clé secrète") from None
             for alg in SUPPORTED_ALGS:
                 statuses = {k.status for k in existing if k.alg == alg}
                 for status in ("active", "next"):

@@ -272,3 +272,19 @@ def test_console_script_bad_input_and_help(env: dict[str, str]) -> None:
     listed = run_cli_process(env, "orgs", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 39
+
+
+def test_another_secret_key_is_refused_before_anything_runs(env: dict[str, str]) -> None:
+    """An instance of the deployment started with another MC_SECRET_KEY cannot decrypt the
+    stored signing keys: every command, ``serve`` included, stops with the reason instead of
+    answering every token request with an error."""
+    assert run_cli(env, "keys", "list", "--json").returncode == 0  # keys created
+    other = {**env, "MC_SECRET_KEY": "another-secret"}
+    for args in (("keys", "list", "--json"), ("clients", "list")):
+        result = run_cli(other, *args)
+        _one_line_error(result)
+        assert "MC_SECRET_KEY ne déchiffre pas la clé de signature" in result.stderr
+    served = run_cli_process(other, "serve")  # the real process: it never listens
+    _one_line_error(served)
+    assert "même clé secrète" in served.stderr
+    assert run_cli(env, "keys", "list", "--json").returncode == 0  # nothing was changed
