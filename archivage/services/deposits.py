@@ -21,7 +21,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,7 +53,6 @@ from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, No
 log = logging.getLogger("archivage.deposits")
 
 SEDA_VERSION = "2.2"
-_STORE_THREADS = 8  # files of one deposit written to the locations at once
 
 
 class _Intent(NamedTuple):
@@ -253,18 +251,9 @@ class DepositService:
         try:
             # The staged files are ours and only deleted after the deposit: the first
             # location on their file system keeps them by a hard link (no new inode, none
-            # freed); every other location gets its own copy.
-            if len(unique) == 1:
-                self._blobs.put_file(*next(iter(unique.items())), adopt=True)
-            else:
-                # Copies are written and fsync-ed by a few threads at once (fsync releases
-                # the GIL; the file system's journal then commits their metadata together).
-                # Leaving the block waits for every write, so a failure is abandoned only
-                # once nothing is being written any more.
-                with ThreadPoolExecutor(min(_STORE_THREADS, len(unique))) as pool:
-                    for future in [pool.submit(self._blobs.put_file, key, path, adopt=True)
-                                   for key, path in unique.items()]:
-                        future.result()
+            # freed); every other location gets its own copy. Each location takes the whole
+            # batch (its folders synced once for it), the locations in parallel.
+            self._blobs.put_files(list(unique.items()), adopt=True)
         except BaseException:
             self._abandon(intents)
             raise
