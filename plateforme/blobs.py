@@ -370,9 +370,7 @@ class FilesystemBlobStore:
         try:
             try:
                 os.link(path, final, follow_symlinks=False)
-            except FileNotFoundError:
-                if os.path.isdir(folder):
-                    raise
+            except FileNotFoundError:  # no folder yet (or made by another writer meanwhile)
                 self._make_folder(folder)
                 os.link(path, final, follow_symlinks=False)
         except FileExistsError:  # the same content stored before: replaced, atomically
@@ -392,9 +390,7 @@ class FilesystemBlobStore:
     def _rename(self, tmp: str, folder: str, final: str) -> None:
         try:
             os.replace(tmp, final)
-        except FileNotFoundError:
-            if os.path.isdir(folder):
-                raise
+        except FileNotFoundError:  # no folder yet (or made by another writer meanwhile)
             self._make_folder(folder)
             os.replace(tmp, final)
 

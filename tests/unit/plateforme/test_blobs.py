@@ -381,6 +381,29 @@ def test_the_data_is_synced_before_the_name_appears(store: FilesystemBlobStore, 
     assert events == ["data", "name", "dir"]
 
 
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_folder_another_writer_creates_meanwhile(store: FilesystemBlobStore, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  adopt: bool) -> None:
+    """The name fails for want of a folder, which another writer creates right then."""
+    name = "link" if adopt else "replace"
+    real = getattr(os, name)
+    raced: list[str] = []
+
+    def racing(source: Any, target: Any, **kwargs: Any) -> None:
+        folder = os.path.dirname(target)
+        if not raced and not os.path.isdir(folder):
+            os.mkdir(folder)  # the other writer
+            raced.append(folder)
+            raise FileNotFoundError(2, "No such file or directory")
+        real(source, target, **kwargs)
+
+    monkeypatch.setattr(blobs_module.os, name, racing)
+    data = b"registre"
+    store.put_files([(sha512(data), write(tmp_path, data))], adopt=adopt)
+    assert raced and store.path_of(sha512(data)).read_bytes() == data
+
+
 def test_an_adopted_file_replaces_an_existing_copy_through_a_temporary_link(
         store: FilesystemBlobStore, tmp_path: Path) -> None:
     data = b"arrete"
