@@ -69,6 +69,7 @@ __all__ = [
     "normalise_algorithm",
     "receive",
     "stage_bytes",
+    "stage_many",
 ]
 
 _CHUNK = 1024 * 1024
@@ -323,10 +324,12 @@ class FilesystemBlobStore:
         False (after a copy by :meth:`put_file`) where a link is impossible."""
         return self.put_files([(key, path)], adopt=True) == 1
 
-    def put_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False) -> int:
+    def put_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False,
+                  created: list[str] | None = None) -> int:
         """Store each ``(key, path)`` of ``items`` as :meth:`put_file` would (with ``adopt``,
         as :meth:`adopt_file` would), syncing each folder once for the whole batch rather
-        than once per file. Returns how many files were kept by a link.
+        than once per file. Returns how many files were kept by a link; ``created``, when
+        given, receives (as they are written) the keys that were absent before.
 
         Each file's data is ``fsync``-ed before its name appears, so a crash never leaves a
         partial file under a key; every folder that received a file (and the root, for a
@@ -345,7 +348,11 @@ class FilesystemBlobStore:
                 else:
                     linked += 1
                     folders.add(folder)
+                    if placed and created is not None:
+                        created.append(key)
                     continue
+            if created is not None and not os.path.exists(final):
+                created.append(key)
             tmp = self._temporary()
             with _removed_on_failure(tmp):
                 out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -364,8 +371,9 @@ class FilesystemBlobStore:
         return linked
 
     def _link(self, path: Path, folder: str, final: str) -> bool | None:
-        """Give ``path``'s file (``fsync``-ed first) the name ``final``; None where a link is
-        impossible. A name that already exists is replaced through a temporary link."""
+        """Give ``path``'s file (``fsync``-ed first) the name ``final``: True when the name is
+        new, False when it existed (it is replaced through a temporary link), None where a
+        link is impossible."""
         _fsync_file(path)  # the data, before the name appears
         try:
             try:
@@ -381,6 +389,7 @@ class FilesystemBlobStore:
                 return None
             with _removed_on_failure(tmp):
                 self._rename(tmp, folder, final)
+            return False
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                 raise
@@ -558,11 +567,12 @@ class ReplicatedBlobs:
         and the error that stopped it, if any (any failure counts as a missing copy)."""
         created: list[str] = []
         try:
-            created = [key for key, _ in items if not store.exists(key)]
             if isinstance(store, FilesystemBlobStore):
-                store.put_files(items, adopt=adopt)
+                store.put_files(items, adopt=adopt, created=created)
             else:
                 for key, path in items:
+                    if not store.exists(key):
+                        created.append(key)
                     store.put_file(key, path)
         except Exception as exc:  # noqa: BLE001 - reported as a missing copy
             log.warning("blob batch (%d, first %s) not written to %s: %s", len(items),
@@ -735,17 +745,44 @@ def _create(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
+_staged_names = itertools.count()
+
+
 def stage_bytes(data: bytes, directory: Path,
                 algorithms: Sequence[str] = ("sha512", "sha256")) -> StagedFile:
     """Write ``data`` (a small upload received whole) to a new file in ``directory``, with its
     digests: what :func:`receive` does, without its worker thread, for a part small enough
     to be hashed and written at once (tens of microseconds for a few tens of KiB)."""
-    path = _new_upload(directory)
-    with _removed_on_failure(path), _create(path) as out:
-        out.write(data)
-    return StagedFile(path, len(data), {
-        name: hashlib.new(name, data).hexdigest()
-        for name in (normalise_algorithm(a) for a in algorithms)})
+    return stage_many([data], directory, algorithms)[0]
+
+
+def stage_many(parts: Sequence[bytes], directory: Path,
+               algorithms: Sequence[str] = ("sha512", "sha256")) -> list[StagedFile]:
+    """:func:`stage_bytes` for several parts: the folder made once, each file written by
+    one system call, named from a counter of the process (``directory`` is the caller's
+    own: the names only need to differ there; ``O_EXCL`` refuses any existing file). On a
+    failure, the files already written are deleted."""
+    names = [normalise_algorithm(a) for a in algorithms]
+    directory.mkdir(parents=True, exist_ok=True)
+    staged: list[StagedFile] = []
+    try:
+        for data in parts:
+            path = f"{directory}/upload-{_pid}-{next(_staged_names):x}.part"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with _removed_on_failure(path):
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+            staged.append(StagedFile(Path(path), len(data), {
+                name: hashlib.new(name, data).hexdigest() for name in names}))
+    except BaseException:
+        for done in staged:
+            done.discard()
+        raise
+    return staged
 
 
 async def receive(chunks: AsyncIterator[bytes], directory: Path, *, max_bytes: int | None,

@@ -352,6 +352,17 @@ def test_a_batch_syncs_each_file_and_each_folder_once(
     assert store.root.stat().st_ino not in [ino for ino, _ in synced]
 
 
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_batch_reports_the_keys_it_created(store: FilesystemBlobStore, tmp_path: Path,
+                                             adopt: bool) -> None:
+    old, new = b"verse avant", b"nouveau"
+    store.put_file(sha512(old), write(tmp_path, old, "old"))
+    created: list[str] = []
+    store.put_files([(sha512(old), write(tmp_path, old, "again")),
+                     (sha512(new), write(tmp_path, new, "new"))], adopt=adopt, created=created)
+    assert created == [sha512(new)]
+
+
 def test_the_data_is_synced_before_the_name_appears(store: FilesystemBlobStore, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[str] = []
@@ -421,9 +432,9 @@ def test_replicated_batches_share_one_pool_of_writers(two: Two, tmp_path: Path,
     used: list[str] = []
     real = FilesystemBlobStore.put_files
 
-    def record(self: FilesystemBlobStore, items: object, *, adopt: bool = False) -> int:
+    def record(self: FilesystemBlobStore, items: Any, **kwargs: Any) -> int:
         used.append(f"{self.name}:{threading.current_thread().name}")
-        return real(self, items, adopt=adopt)  # type: ignore[arg-type]
+        return real(self, items, **kwargs)
 
     monkeypatch.setattr(FilesystemBlobStore, "put_files", record)
     for n in range(3):
@@ -451,8 +462,9 @@ def test_a_batch_a_location_refuses_midway_is_removed_everywhere(tmp_path: Path)
     real = b.put_files
     written: list[str] = []
 
-    def half(items: Sequence[tuple[str, Path]], *, adopt: bool = False) -> int:
-        real(items[:2])
+    def half(items: Sequence[tuple[str, Path]], *, adopt: bool = False,
+             created: list[str] | None = None) -> int:
+        real(items[:2], created=created)
         written.extend(key for key, _ in items[:2])
         raise OSError(28, "No space left on device")
 
