@@ -64,10 +64,12 @@ class _Intent(NamedTuple):
 
 @dataclass
 class IncomingFile:
-    """A file of a deposit, staged with its digests; ``filename`` as the client sent it."""
+    """A file of a deposit, staged with its digests; ``filename`` as the client sent it;
+    ``format`` when it was identified as it arrived (else read from the staged file)."""
 
     filename: str | None
     staged: StagedFile
+    format: FileFormat | None = None
 
 
 def _fingerprint(files: Sequence[IncomingFile], metadata: UnitMetadata) -> str:
@@ -236,7 +238,7 @@ class DepositService:
                         f"Empreinte {algorithm.upper()} du fichier « {name} » différente de "
                         "celle annoncée : le fichier a été altéré pendant le transfert.",
                         field=f"files.{index}.{algorithm}")
-        return [identify(f.staged.path) for f in files]
+        return [f.format or identify(f.staged.path) for f in files]
 
     def _parent(self, session: Session, organisation: str, parent_id: str | None
                 ) -> Unit | None:
@@ -313,9 +315,11 @@ class DepositService:
             session.flush()
             # The top unit is the only one that may carry rules of its own: its effective
             # rules are computed as for any unit; its items (new, without rules of their own,
-            # blocking nothing) inherit them as they stand.
+            # blocking nothing) inherit them as they stand. Without rules of its own nor a
+            # parent, a new unit has none, as it was created: nothing to compute.
             applied = rules_service.assign(session, top, metadata.rules, today)
-            rules_service.recompute(session, top, units=[top])
+            if applied or parent is not None:
+                rules_service.recompute(session, top, units=[top])
             # Items and files are inserted as plain rows, one statement per table: an ORM
             # object per file (pydantic defaults, instrumentation, unit of work) was the
             # largest cost of a deposit of small documents.
