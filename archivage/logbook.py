@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import text
@@ -92,8 +93,14 @@ class Prepared:
     rows: list[_Ready]
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+# What json.dumps(..., ensure_ascii=False) does for a string, without building an encoder
+# per call (json.dumps builds one whenever an option is not the default).
+_DETAIL = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+def _json(value: str | None) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of a string or None."""
+    return "null" if value is None else encode_basestring(value)
 
 
 def prepare(entries: Sequence[Entry]) -> Prepared:
@@ -105,7 +112,7 @@ def prepare(entries: Sequence[Entry]) -> Prepared:
     ready: list[_Ready] = []
     for index, entry in enumerate(entries):
         event_id = uuid.UUID(bytes=raw[16 * index:16 * index + 16], version=4).hex
-        detail = json.dumps(entry.detail or {}, sort_keys=True, ensure_ascii=False)
+        detail = _DETAIL.encode(entry.detail or {})
         ready.append(_Ready(
             {"id": event_id, "event_type": entry.event_type, "outcome": entry.outcome,
              "organisation": entry.organisation, "unit_id": entry.unit_id,
