@@ -38,12 +38,22 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    Literal,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 from urllib.parse import unquote, urlsplit
 
 from plateforme.errors import DomainError
@@ -73,7 +83,10 @@ __all__ = [
 ]
 
 _CHUNK = 1024 * 1024
-_WRITERS_PER_LOCATION = 8  # batches written at once to each location after the first
+_PARTS = 4  # a batch's files (and folders) written (and synced) by this many threads at once
+_PART_MIN = 8  # files per part, at least
+_WRITERS = 16  # threads of the pool shared by a process's batches
+_T = TypeVar("_T")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -231,6 +244,14 @@ def _copy_fd(src: int, dst: int) -> None:
                 view = view[os.write(dst, view):]
 
 
+def _parts(items: Sequence[_T]) -> list[Sequence[_T]]:
+    """``items`` cut in at most :data:`_PARTS` runs of at least :data:`_PART_MIN`, written
+    (or synced) by as many threads at once."""
+    count = max(1, min(_PARTS, len(items) // _PART_MIN))
+    size = -(-len(items) // count)
+    return [items[i:i + size] for i in range(0, len(items), size)] if items else []
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -335,8 +356,20 @@ class FilesystemBlobStore:
         partial file under a key; every folder that received a file (and the root, for a
         folder this process has not yet made durable) is ``fsync``-ed before the call
         returns. On an error, the files placed so far are complete but may not survive a
-        crash: the caller treats the whole batch as not written."""
+        crash: the caller treats the whole batch as not written. :meth:`write_files` and
+        :meth:`sync_folders` (with :meth:`sync_root`) are its halves, for a caller writing
+        parts of a batch from several threads."""
         folders: set[str] = set()
+        linked = self.write_files(items, adopt=adopt, created=created, folders=folders)
+        self.sync_folders(sorted(folders))
+        self.sync_root(folders)
+        return linked
+
+    def write_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False,
+                    created: list[str] | None = None, folders: set[str]) -> int:
+        """The first half of :meth:`put_files`: each file written, ``fsync``-ed and named;
+        the folders that received one added to ``folders``, for :meth:`sync_folders`.
+        Nothing is durable before the folders are synced."""
         linked = 0
         link = adopt
         for key, path in items:
@@ -367,7 +400,6 @@ class FilesystemBlobStore:
                     os.close(out)
                 self._rename(tmp, folder, final)
             folders.add(folder)
-        self._sync_folders(folders)
         return linked
 
     def _link(self, path: Path, folder: str, final: str) -> bool | None:
@@ -408,13 +440,17 @@ class FilesystemBlobStore:
             os.mkdir(folder, 0o700)
         self._durable_folders.discard(folder)  # its entry in the root: synced by the caller
 
-    def _sync_folders(self, folders: set[str]) -> None:
-        """``fsync`` each folder, and the root when a folder's own entry may not be durable
-        yet (a folder this process has not synced the root for: another writer may have
-        created it a moment ago)."""
-        for folder in sorted(folders):
+    def sync_folders(self, folders: Iterable[str]) -> None:
+        """``fsync`` each of these folders (the second half of :meth:`put_files`, with
+        :meth:`sync_root`)."""
+        for folder in folders:
             _fsync_dir(folder)
-        new = folders - self._durable_folders
+
+    def sync_root(self, folders: Collection[str]) -> None:
+        """``fsync`` the root when one of ``folders`` may not have its own entry durable
+        yet: a folder this process has not synced the root for (another writer may have
+        created it a moment ago)."""
+        new = set(folders) - self._durable_folders
         if new:
             _fsync_dir(self._root_name)
             self._durable_folders |= new
@@ -526,11 +562,12 @@ class ReplicatedBlobs:
 
     def put_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False
                   ) -> list[str]:
-        """:meth:`put_file` for several ``(key, path)`` at once: each location takes the
-        whole batch (a filesystem location syncs each of its folders once for it, see
-        :meth:`FilesystemBlobStore.put_files`), the locations in parallel, the first in the
-        calling thread and the others in a pool of threads shared by the process (not one
-        per call). A location counts as written when it took every file of the batch.
+        """:meth:`put_file` for several ``(key, path)`` at once. Each location takes the
+        whole batch, cut in a few parts written at once (the disk then takes several
+        ``fsync`` together) by a pool of threads shared by the process (not created per
+        call), one part in the calling thread; then a filesystem location syncs each folder
+        that received a file once for the batch (:meth:`FilesystemBlobStore.put_files`), in
+        parts too. A location counts as written when it took every file of the batch.
 
         Raises:
             InsufficientCopies: fewer than ``min_copies`` locations took every file (named:
@@ -541,44 +578,70 @@ class ReplicatedBlobs:
             check_key(key)
         adopter = next((s for s in self.stores if isinstance(s, FilesystemBlobStore)),
                        None) if adopt else None
-        later = [self._pool().submit(self._put_into, store, items, store is adopter)
-                 for store in self.stores[1:]]
-        outcomes = [self._put_into(self.stores[0], items, self.stores[0] is adopter)]
-        outcomes += [future.result() for future in later]
-        written = [store for store, (_, error) in zip(self.stores, outcomes, strict=True)
-                   if error is None]
+        created: dict[int, list[str]] = {i: [] for i in range(len(self.stores))}
+        folders: dict[int, set[str]] = {i: set() for i in range(len(self.stores))}
+        errors: dict[int, str] = {}
+
+        def write(index: int, part: Sequence[tuple[str, Path]]) -> None:
+            store = self.stores[index]
+            try:
+                if isinstance(store, FilesystemBlobStore):
+                    found: set[str] = set()
+                    store.write_files(part, adopt=store is adopter, created=created[index],
+                                      folders=found)
+                    folders[index] |= found
+                else:
+                    for key, path in part:
+                        if not store.exists(key):
+                            created[index].append(key)
+                        store.put_file(key, path)
+            except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
+                log.warning("blobs (%d, first %s) not written to %s: %s", len(part),
+                            part[0][0], store.name, exc)
+                errors.setdefault(index, f"{type(exc).__name__}: {exc}")
+
+        def sync(index: int, part: Sequence[str]) -> None:
+            try:
+                cast(FilesystemBlobStore, self.stores[index]).sync_folders(part)
+            except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
+                log.warning("folders of %s not synced: %s", self.stores[index].name, exc)
+                errors.setdefault(index, f"{type(exc).__name__}: {exc}")
+
+        self._run([(write, (index, part)) for index in range(len(self.stores))
+                   for part in _parts(items)])
+        self._run([(sync, (index, part)) for index in range(len(self.stores))
+                   if index not in errors for part in _parts(sorted(folders[index]))])
+        for index, store in enumerate(self.stores):
+            if index not in errors and isinstance(store, FilesystemBlobStore):
+                try:
+                    store.sync_root(folders[index])
+                except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
+                    errors[index] = f"{type(exc).__name__}: {exc}"
+        written = [s for i, s in enumerate(self.stores) if i not in errors]
         if len(written) < self.min_copies:
-            for store, (created, _) in zip(self.stores, outcomes, strict=True):
-                for key in created:
+            for index, store in enumerate(self.stores):
+                for key in created[index]:
                     try:
                         store.delete(key)
                     except Exception:  # noqa: BLE001 - best effort; an orphan copy is harmless
                         log.exception("could not remove %s from %s after a failed put",
                                       key, store.name)
-            errors = {store.name: error for store, (_, error) in
-                      zip(self.stores, outcomes, strict=True) if error is not None}
-            raise InsufficientCopies(items[0][0], len(written), self.min_copies, errors)
+            raise InsufficientCopies(items[0][0], len(written), self.min_copies,
+                                     {self.stores[i].name: e for i, e in errors.items()})
         return [s.name for s in written]
 
-    @staticmethod
-    def _put_into(store: BlobStore, items: Sequence[tuple[str, Path]], adopt: bool
-                  ) -> tuple[list[str], str | None]:
-        """Write the batch to one location: the keys it may have created (absent before),
-        and the error that stopped it, if any (any failure counts as a missing copy)."""
-        created: list[str] = []
+    def _run(self, jobs: Sequence[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+        """Run ``jobs`` (functions that catch their own errors), the first in this thread
+        and the others in the pool; return once all are done."""
+        if not jobs:
+            return
+        pending = [self._pool().submit(job, *args) for job, args in jobs[1:]]
+        first, args = jobs[0]
         try:
-            if isinstance(store, FilesystemBlobStore):
-                store.put_files(items, adopt=adopt, created=created)
-            else:
-                for key, path in items:
-                    if not store.exists(key):
-                        created.append(key)
-                    store.put_file(key, path)
-        except Exception as exc:  # noqa: BLE001 - reported as a missing copy
-            log.warning("blob batch (%d, first %s) not written to %s: %s", len(items),
-                        items[0][0] if items else "-", store.name, exc)
-            return created, f"{type(exc).__name__}: {exc}"
-        return created, None
+            first(*args)
+        finally:
+            for future in pending:
+                future.result()
 
     def _pool(self) -> ThreadPoolExecutor:
         """The writers of the locations after the first, shared by every call of this
@@ -586,8 +649,7 @@ class ReplicatedBlobs:
         with self._pool_lock:
             if self._pool_of is None or self._pool_of[0] != _pid:
                 self._pool_of = (_pid, ThreadPoolExecutor(
-                    _WRITERS_PER_LOCATION * max(1, len(self.stores) - 1),
-                    thread_name_prefix="blob-writer"))
+                    _WRITERS, thread_name_prefix="blob-writer"))
             return self._pool_of[1]
 
     def open(self, key: str) -> BinaryIO:

@@ -430,13 +430,13 @@ def test_replicated_batches_share_one_pool_of_writers(two: Two, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     a, b, blobs = two
     used: list[str] = []
-    real = FilesystemBlobStore.put_files
+    real = FilesystemBlobStore.write_files
 
     def record(self: FilesystemBlobStore, items: Any, **kwargs: Any) -> int:
         used.append(f"{self.name}:{threading.current_thread().name}")
         return real(self, items, **kwargs)
 
-    monkeypatch.setattr(FilesystemBlobStore, "put_files", record)
+    monkeypatch.setattr(FilesystemBlobStore, "write_files", record)
     for n in range(3):
         datas = [f"lot {n} piece {i}".encode() for i in range(5)]
         items = [(sha512(d), write(tmp_path, d, f"{n}-{i}")) for i, d in enumerate(datas)]
@@ -445,8 +445,8 @@ def test_replicated_batches_share_one_pool_of_writers(two: Two, tmp_path: Path,
             assert a.exists(key) and b.exists(key)
     pool = blobs._pool()
     assert blobs._pool() is pool  # one pool for every call
-    # one call per location and batch: the first location in the caller's thread, the
-    # second in the pool
+    # a small batch is one part per location: the first in the caller's thread, the second
+    # in the pool
     assert sorted(used) == sorted([f"a:{threading.current_thread().name}"] * 3 + [
         u for u in used if u.startswith("b:blob-writer")])
     assert len(used) == 6
@@ -454,21 +454,46 @@ def test_replicated_batches_share_one_pool_of_writers(two: Two, tmp_path: Path,
     assert blobs._pool() is not pool
 
 
+def test_a_large_batch_is_written_in_parts_and_each_folder_synced_once(
+        two: Two, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, blobs = two
+    threads: set[str] = set()
+    real = FilesystemBlobStore.write_files
+
+    def record(self: FilesystemBlobStore, items: Any, **kwargs: Any) -> int:
+        threads.add(threading.current_thread().name)
+        return real(self, items, **kwargs)
+
+    monkeypatch.setattr(FilesystemBlobStore, "write_files", record)
+    datas = [f"piece {i}".encode() for i in range(100)]
+    items = [(sha512(d), write(tmp_path, d, f"s{i}")) for i, d in enumerate(datas)]
+    synced = _record_fsyncs(monkeypatch)
+    assert blobs.put_files(items, adopt=True) == ["a", "b"]
+    assert len(threads) > 2  # parts written at once
+    dirs = sorted(ino for ino, is_dir in synced if is_dir)
+    expected = [store.path_of(key).parent.stat().st_ino for store in (a, b) for key in
+                {k: None for k, _ in items}]
+    assert dirs == sorted(set(expected) | {a.root.stat().st_ino, b.root.stat().st_ino})
+    assert len([ino for ino, is_dir in synced if not is_dir]) == 200
+    for key, _ in items:
+        assert a.path_of(key).stat().st_nlink == 2 and b.path_of(key).stat().st_nlink == 1
+
+
 def test_a_batch_a_location_refuses_midway_is_removed_everywhere(tmp_path: Path) -> None:
     a = FilesystemBlobStore(tmp_path / "a", name="a")
     b = FilesystemBlobStore(tmp_path / "b", name="b")
     kept = b"depose avant"
     b.put_file(sha512(kept), write(tmp_path, kept, "kept"))
-    real = b.put_files
+    real = b.write_files
     written: list[str] = []
 
     def half(items: Sequence[tuple[str, Path]], *, adopt: bool = False,
-             created: list[str] | None = None) -> int:
-        real(items[:2], created=created)
+             created: list[str] | None = None, folders: set[str]) -> int:
+        real(items[:2], created=created, folders=folders)
         written.extend(key for key, _ in items[:2])
         raise OSError(28, "No space left on device")
 
-    b.put_files = half  # type: ignore[method-assign]
+    b.write_files = half  # type: ignore[method-assign]
     datas = [kept, b"un", b"deux", b"trois"]
     items = [(sha512(d), write(tmp_path, d, f"f{i}")) for i, d in enumerate(datas)]
     blobs = ReplicatedBlobs([a, b], min_copies=2)
