@@ -5,6 +5,7 @@ A small signature table covering what communes deposit; the extension is never t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,9 +66,22 @@ def _looks_like_text(head: bytes) -> bool:
     return True
 
 
+HEAD_BYTES = 8192  # what identification reads of a file
+
+
 def identify(path: Path) -> FileFormat:
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        head = os.read(fd, HEAD_BYTES)
+    finally:
+        os.close(fd)
+    return identify_head(head)
+
+
+def identify_head(head: bytes) -> FileFormat:
+    """The format of a file starting with ``head`` (its first :data:`HEAD_BYTES` bytes, or
+    the whole file when shorter)."""
+    head = head[:HEAD_BYTES]
     for offset, magic, fmt in SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
             if fmt.media_type == "application/zip":

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import text
@@ -72,37 +74,58 @@ def append(session: Session, event_type: str, *, organisation: str | None = None
                                 operation_id, agent, outcome, detail)])
 
 
-@dataclass
-class _Row:
-    """The columns of a logbook row (what :func:`digest` reads), without an ORM object."""
+@dataclass(frozen=True)
+class _Ready:
+    """An entry ready to append: its row's columns but the chain's (``seq``, ``at``,
+    ``prev_hash``, ``hash``), and its canonical JSON for :func:`digest` cut around those."""
 
-    seq: int
-    id: str
-    at: datetime
-    event_type: str
-    outcome: str
-    organisation: str | None
-    unit_id: str | None
-    object_id: str | None
-    operation_id: str | None
-    agent: str | None
-    detail: str
-    prev_hash: str
-    hash: str = ""
+    columns: dict[str, Any]
+    before_at: str  # '{"agent":…,"at":'
+    before_prev: str  # ',"detail":…,"outcome":…,"prev_hash":'
+    after_seq: str  # ',"unit_id":…}'
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """Entries made ready to append (:func:`prepare`): identifiers and serialised details."""
+    """Entries made ready to append (:func:`prepare`): identifiers, serialised details and
+    the parts of their canonical JSON that do not depend on the chain's head."""
 
-    rows: list[tuple[str, Entry, str]]
+    rows: list[_Ready]
+
+
+# What json.dumps(..., ensure_ascii=False) does for a string, without building an encoder
+# per call (json.dumps builds one whenever an option is not the default).
+_DETAIL = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
+def _json(value: str | None) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of a string or None."""
+    return "null" if value is None else encode_basestring(value)
 
 
 def prepare(entries: Sequence[Entry]) -> Prepared:
     """What appending ``entries`` needs that does not depend on the chain's head: done before
-    a transaction takes the locks it keeps until its commit."""
-    return Prepared([(uuid.uuid4().hex, entry, json.dumps(
-        entry.detail or {}, sort_keys=True, ensure_ascii=False)) for entry in entries])
+    a transaction takes the locks it keeps until its commit. The canonical JSON that
+    :func:`digest` hashes (keys sorted, compact) is built here but for ``at``, ``prev_hash``
+    and ``seq``, so the head's lock is held for a string join and a SHA-256 per event."""
+    raw = os.urandom(16 * len(entries))  # the identifiers in one system call
+    ready: list[_Ready] = []
+    for index, entry in enumerate(entries):
+        event_id = uuid.UUID(bytes=raw[16 * index:16 * index + 16], version=4).hex
+        detail = _DETAIL.encode(entry.detail or {})
+        ready.append(_Ready(
+            {"id": event_id, "event_type": entry.event_type, "outcome": entry.outcome,
+             "organisation": entry.organisation, "unit_id": entry.unit_id,
+             "object_id": entry.object_id, "operation_id": entry.operation_id,
+             "agent": entry.agent, "detail": detail},
+            '{"agent":' + _json(entry.agent) + ',"at":',
+            ',"detail":' + _json(detail) + ',"event_type":' + _json(entry.event_type)
+            + ',"id":' + _json(event_id) + ',"object_id":' + _json(entry.object_id)
+            + ',"operation_id":' + _json(entry.operation_id) + ',"organisation":'
+            + _json(entry.organisation) + ',"outcome":' + _json(entry.outcome)
+            + ',"prev_hash":',
+            ',"unit_id":' + _json(entry.unit_id) + "}"))
+    return Prepared(ready)
 
 
 def append_many(session: Session, entries: Sequence[Entry] | Prepared) -> None:
@@ -113,7 +136,8 @@ def append_many(session: Session, entries: Sequence[Entry] | Prepared) -> None:
     writer of the logbook, on SQLite as on PostgreSQL: one ``UPDATE … RETURNING`` reserves
     the whole range of sequence numbers and reads the previous hash, the events are chained
     and inserted by one statement (Core rows, not ORM objects: a deposit of a hundred files
-    writes two hundred events) and the head's hash is written once."""
+    writes two hundred events) and the head's hash is written once. Each hash is the one
+    :func:`digest` computes (tested), from the JSON :func:`prepare` built."""
     prepared = entries.rows if isinstance(entries, Prepared) else prepare(entries).rows
     if not prepared:
         return
@@ -129,16 +153,16 @@ def append_many(session: Session, entries: Sequence[Entry] | Prepared) -> None:
     seq = head.seq - count
     prev = head.hash
     at = _now_ms()
+    at_json = _json(_iso(at))
     rows: list[dict[str, Any]] = []
-    for event_id, entry, detail in prepared:
+    for ready in prepared:
         seq += 1
-        row = _Row(seq=seq, id=event_id, at=at, event_type=entry.event_type,
-                   outcome=entry.outcome, organisation=entry.organisation,
-                   unit_id=entry.unit_id, object_id=entry.object_id,
-                   operation_id=entry.operation_id, agent=entry.agent, detail=detail,
-                   prev_hash=prev)
-        row.hash = prev = digest(prev, row)  # type: ignore[arg-type]
-        rows.append(vars(row))
+        canonical = (ready.before_at + at_json + ready.before_prev + _json(prev) + ',"seq":'
+                     + str(seq) + ready.after_seq)
+        row_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        rows.append({**ready.columns, "seq": seq, "at": at, "prev_hash": prev,
+                     "hash": row_hash})
+        prev = row_hash
     insert_rows(session, LogbookEvent.__table__, rows)  # type: ignore[attr-defined]
     session.execute(text("UPDATE arch_logbook_head SET hash = :h WHERE id = 1"), {"h": prev})
 

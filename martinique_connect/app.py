@@ -250,4 +250,15 @@ def app_from_env() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_format, logging.INFO if settings.access_log else (
         logging.WARNING if settings.environment == "production" else logging.INFO))
-    return create_app(settings, initialise=False)
+    return build_routes(create_app(settings, initialise=False))
+
+
+def build_routes(app: FastAPI) -> FastAPI:
+    """Have FastAPI build every included route now, before the worker serves: it builds an
+    included router's routes (dependencies, parameters, response fields) when a request
+    first reaches them, about 0.4 s of CPU per process on this application, which the first
+    requests of each worker paid (and a measurement counted)."""
+    scope = {"type": "http", "method": "GET", "path": "/\x00", "root_path": "", "headers": []}
+    for route in app.router.routes:
+        route.matches(dict(scope))  # matches nothing, but visits every included router
+    return app

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import io
+import itertools
 import logging
 import os
 import re
@@ -36,11 +38,22 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, cast, runtime_checkable
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    BinaryIO,
+    Literal,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
 from urllib.parse import unquote, urlsplit
 
 from plateforme.errors import DomainError
@@ -66,9 +79,14 @@ __all__ = [
     "normalise_algorithm",
     "receive",
     "stage_bytes",
+    "stage_many",
 ]
 
 _CHUNK = 1024 * 1024
+_PARTS = 4  # a batch's files (and folders) written (and synced) by this many threads at once
+_PART_MIN = 8  # files per part, at least
+_WRITERS = 16  # threads of the pool shared by a process's batches
+_T = TypeVar("_T")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
@@ -173,22 +191,41 @@ class BlobStore(Protocol):
 
 
 @contextlib.contextmanager
-def _removed_on_failure(tmp: Path) -> Iterator[None]:
+def _removed_on_failure(tmp: str | Path) -> Iterator[None]:
     """Delete the temporary file ``tmp`` if the block fails (it is never left half-written)."""
     try:
         yield
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_pid = os.getpid()  # getpid() is a system call on every call; kept here, renewed at fork
+
+
+def _renew_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_renew_pid)
 
 
 def _copy_fd(src: int, dst: int) -> None:
@@ -207,6 +244,14 @@ def _copy_fd(src: int, dst: int) -> None:
                 view = view[os.write(dst, view):]
 
 
+def _parts(items: Sequence[_T]) -> list[Sequence[_T]]:
+    """``items`` cut in at most :data:`_PARTS` runs of at least :data:`_PART_MIN`, written
+    (or synced) by as many threads at once."""
+    count = max(1, min(_PARTS, len(items) // _PART_MIN))
+    size = -(-len(items) // count)
+    return [items[i:i + size] for i in range(0, len(items), size)] if items else []
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -223,9 +268,10 @@ class FilesystemBlobStore:
 
     Writes go to ``root/.tmp/`` (the same filesystem), are ``fsync``-ed, renamed into place
     with ``os.replace`` and the folder is ``fsync``-ed, so a crash leaves either the old state
-    or the complete new file, never a partial one. Temporary files left by a dead process
-    (same host, process gone; or older than ``stale_after`` seconds) are removed when the store
-    is created.
+    or the complete new file, never a partial one; an adopted file (:meth:`adopt_file`) is
+    ``fsync``-ed and linked into place. :meth:`put_files` syncs each folder once per batch.
+    Temporary files left by a dead process (same host, process gone; or older than
+    ``stale_after`` seconds) are removed when the store is created.
     """
 
     def __init__(self, root: Path, *, name: str | None = None,
@@ -236,6 +282,14 @@ class FilesystemBlobStore:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # archives are not for others
         self._tmp.mkdir(mode=0o700, exist_ok=True)
         self._host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+        self._root_name = str(self.root)
+        # Temporary names: a random prefix of this store and a counter (not a random name
+        # each: one getrandom system call per file), then the writer's pid and host.
+        self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count()
+        # Fan-out folders known to exist and whose entry in the root was fsync-ed by this
+        # process: their parent need not be synced again.
+        self._durable_folders: set[str] = set()
         self.clean_stale_temporaries(stale_after)
 
     def __repr__(self) -> str:
@@ -243,8 +297,12 @@ class FilesystemBlobStore:
 
     def path_of(self, key: str) -> Path:
         """Where ``key`` lives (whether or not it exists)."""
-        fan = hashlib.sha256(check_key(key).encode()).hexdigest()[:2]
-        return self.root / fan / key
+        return Path(self._place_of(key)[1])
+
+    def _place_of(self, key: str) -> tuple[str, str]:
+        """``key``'s fan-out folder and path, as strings (no ``Path`` objects per file)."""
+        folder = f"{self._root_name}/{hashlib.sha256(check_key(key).encode()).hexdigest()[:2]}"
+        return folder, f"{folder}/{key}"
 
     def clean_stale_temporaries(self, stale_after: float = 6 * 3600) -> list[Path]:
         """Remove temporary files of dead writers; returns what was removed."""
@@ -271,20 +329,12 @@ class FilesystemBlobStore:
             log.info("removed %d stale temporary blob file(s) in %s", len(removed), self._tmp)
         return removed
 
-    def _temporary(self) -> Path:
-        return self._tmp / f"{secrets.token_hex(8)}.{os.getpid()}.{self._host}.tmp"
+    def _temporary(self) -> str:
+        return (f"{self._root_name}/.tmp/{self._prefix}{next(self._counter):x}."
+                f"{_pid}.{self._host}.tmp")
 
     def put_file(self, key: str, path: Path) -> None:
-        tmp = self._temporary()
-        with _removed_on_failure(tmp):
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                with open(path, "rb") as src:
-                    _copy_fd(src.fileno(), out)
-                os.fsync(out)
-            finally:
-                os.close(out)
-        self._place(key, tmp)
+        self.put_files([(key, path)])
 
     def adopt_file(self, key: str, path: Path) -> bool:
         """Store the file at ``path`` under ``key`` by a hard link to it instead of a copy,
@@ -293,33 +343,117 @@ class FilesystemBlobStore:
         by the thousand is what costs most on ext4). The caller must never modify the file
         at ``path`` afterwards. The data is ``fsync``-ed as by :meth:`put_file`. Returns
         False (after a copy by :meth:`put_file`) where a link is impossible."""
-        tmp = self._temporary()
+        return self.put_files([(key, path)], adopt=True) == 1
+
+    def put_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False,
+                  created: list[str] | None = None) -> int:
+        """Store each ``(key, path)`` of ``items`` as :meth:`put_file` would (with ``adopt``,
+        as :meth:`adopt_file` would), syncing each folder once for the whole batch rather
+        than once per file. Returns how many files were kept by a link; ``created``, when
+        given, receives (as they are written) the keys that were absent before.
+
+        Each file's data is ``fsync``-ed before its name appears, so a crash never leaves a
+        partial file under a key; every folder that received a file (and the root, for a
+        folder this process has not yet made durable) is ``fsync``-ed before the call
+        returns. On an error, the files placed so far are complete but may not survive a
+        crash: the caller treats the whole batch as not written. :meth:`write_files` and
+        :meth:`sync_folders` (with :meth:`sync_root`) are its halves, for a caller writing
+        parts of a batch from several threads."""
+        folders: set[str] = set()
+        linked = self.write_files(items, adopt=adopt, created=created, folders=folders)
+        self.sync_folders(sorted(folders))
+        self.sync_root(folders)
+        return linked
+
+    def write_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False,
+                    created: list[str] | None = None, folders: set[str]) -> int:
+        """The first half of :meth:`put_files`: each file written, ``fsync``-ed and named;
+        the folders that received one added to ``folders``, for :meth:`sync_folders`.
+        Nothing is durable before the folders are synced."""
+        linked = 0
+        link = adopt
+        for key, path in items:
+            folder, final = self._place_of(key)
+            if link:
+                placed = self._link(path, folder, final)
+                if placed is None:  # another file system, links refused: copies from now on
+                    link = False
+                else:
+                    linked += 1
+                    folders.add(folder)
+                    if placed and created is not None:
+                        created.append(key)
+                    continue
+            if created is not None and not os.path.exists(final):
+                created.append(key)
+            tmp = self._temporary()
+            with _removed_on_failure(tmp):
+                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                try:
+                    src = os.open(path, os.O_RDONLY)
+                    try:
+                        _copy_fd(src, out)
+                    finally:
+                        os.close(src)
+                    os.fsync(out)
+                finally:
+                    os.close(out)
+                self._rename(tmp, folder, final)
+            folders.add(folder)
+        return linked
+
+    def _link(self, path: Path, folder: str, final: str) -> bool | None:
+        """Give ``path``'s file (``fsync``-ed first) the name ``final``: True when the name is
+        new, False when it existed (it is replaced through a temporary link), None where a
+        link is impossible."""
+        _fsync_file(path)  # the data, before the name appears
         try:
-            os.link(path, tmp, follow_symlinks=False)
-        except OSError:  # another file system, links refused: an ordinary copy
-            self.put_file(key, path)
-            return False
-        with _removed_on_failure(tmp):
-            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        self._place(key, tmp)
+                os.link(path, final, follow_symlinks=False)
+            except FileNotFoundError:  # no folder yet (or made by another writer meanwhile)
+                self._make_folder(folder)
+                os.link(path, final, follow_symlinks=False)
+        except FileExistsError:  # the same content stored before: replaced, atomically
+            tmp = self._temporary()
+            try:
+                os.link(path, tmp, follow_symlinks=False)
+            except OSError:
+                return None
+            with _removed_on_failure(tmp):
+                self._rename(tmp, folder, final)
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            return None
         return True
 
-    def _place(self, key: str, tmp: Path) -> None:
-        """Rename the ``fsync``-ed temporary file ``tmp`` to ``key``'s place and ``fsync``
-        the folders changed."""
-        final = self.path_of(key)
-        with _removed_on_failure(tmp):
-            created = not final.parent.is_dir()
-            if created:
-                final.parent.mkdir(mode=0o700, exist_ok=True)
+    def _rename(self, tmp: str, folder: str, final: str) -> None:
+        try:
             os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        if created:
-            _fsync_dir(self.root)
+        except FileNotFoundError:  # no folder yet (or made by another writer meanwhile)
+            self._make_folder(folder)
+            os.replace(tmp, final)
+
+    def _make_folder(self, folder: str) -> None:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o700)
+        self._durable_folders.discard(folder)  # its entry in the root: synced by the caller
+
+    def sync_folders(self, folders: Iterable[str]) -> None:
+        """``fsync`` each of these folders (the second half of :meth:`put_files`, with
+        :meth:`sync_root`)."""
+        for folder in folders:
+            _fsync_dir(folder)
+
+    def sync_root(self, folders: Collection[str]) -> None:
+        """``fsync`` the root when one of ``folders`` may not have its own entry durable
+        yet: a folder this process has not synced the root for (another writer may have
+        created it a moment ago)."""
+        new = set(folders) - self._durable_folders
+        if new:
+            _fsync_dir(self._root_name)
+            self._durable_folders |= new
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -328,7 +462,7 @@ class FilesystemBlobStore:
             raise BlobNotFound(f"{key} not in {self.name}") from None
 
     def exists(self, key: str) -> bool:
-        return self.path_of(key).is_file()
+        return os.path.isfile(self._place_of(key)[1])
 
     def size(self, key: str) -> int:
         try:
@@ -404,6 +538,8 @@ class ReplicatedBlobs:
         self.stores = list(stores)
         self.min_copies = min_copies
         self.staging_dir = staging_dir
+        self._pool_lock = threading.Lock()
+        self._pool_of: tuple[int, ThreadPoolExecutor] | None = None
 
     @property
     def locations(self) -> list[str]:
@@ -413,42 +549,108 @@ class ReplicatedBlobs:
         """Write ``path`` under ``key`` to every location; returns the locations written.
 
         ``adopt``: the caller gives the file up (it will only delete it): the first
-        filesystem location on the same file system keeps it by a hard link
-        (:meth:`FilesystemBlobStore.adopt_file`) instead of a copy; every other location
-        still gets a copy of its own, so the copies stay distinct files.
+        filesystem location keeps it by a hard link (:meth:`FilesystemBlobStore.adopt_file`)
+        where it is on the same file system, instead of a copy; every other location still
+        gets a copy of its own, so the copies stay distinct files.
 
         Raises:
             InsufficientCopies: fewer than ``min_copies`` succeeded. Copies this call created
                 are removed again; copies that existed before (the same content deposited
                 earlier) are left alone.
         """
-        check_key(key)
-        written: list[BlobStore] = []
-        created: list[BlobStore] = []
-        errors: dict[str, str] = {}
-        for store in self.stores:
+        return self.put_files([(key, path)], adopt=adopt)
+
+    def put_files(self, items: Sequence[tuple[str, Path]], *, adopt: bool = False
+                  ) -> list[str]:
+        """:meth:`put_file` for several ``(key, path)`` at once. Each location takes the
+        whole batch, cut in a few parts written at once (the disk then takes several
+        ``fsync`` together) by a pool of threads shared by the process (not created per
+        call), one part in the calling thread; then a filesystem location syncs each folder
+        that received a file once for the batch (:meth:`FilesystemBlobStore.put_files`), in
+        parts too. A location counts as written when it took every file of the batch.
+
+        Raises:
+            InsufficientCopies: fewer than ``min_copies`` locations took every file (named:
+                the first key). Copies this call created are removed again, in every
+                location.
+        """
+        for key, _ in items:
+            check_key(key)
+        adopter = next((s for s in self.stores if isinstance(s, FilesystemBlobStore)),
+                       None) if adopt else None
+        created: dict[int, list[str]] = {i: [] for i in range(len(self.stores))}
+        folders: dict[int, set[str]] = {i: set() for i in range(len(self.stores))}
+        errors: dict[int, str] = {}
+
+        def write(index: int, part: Sequence[tuple[str, Path]]) -> None:
+            store = self.stores[index]
             try:
-                existed = store.exists(key)
-                if adopt and isinstance(store, FilesystemBlobStore):
-                    adopt = not store.adopt_file(key, path)  # adopted once at most
+                if isinstance(store, FilesystemBlobStore):
+                    found: set[str] = set()
+                    store.write_files(part, adopt=store is adopter, created=created[index],
+                                      folders=found)
+                    folders[index] |= found
                 else:
-                    store.put_file(key, path)
+                    for key, path in part:
+                        if not store.exists(key):
+                            created[index].append(key)
+                        store.put_file(key, path)
             except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
-                log.warning("blob %s not written to %s: %s", key, store.name, exc)
-                errors[store.name] = f"{type(exc).__name__}: {exc}"
-                continue
-            written.append(store)
-            if not existed:
-                created.append(store)
-        if len(written) < self.min_copies:
-            for store in created:
+                log.warning("blobs (%d, first %s) not written to %s: %s", len(part),
+                            part[0][0], store.name, exc)
+                errors.setdefault(index, f"{type(exc).__name__}: {exc}")
+
+        def sync(index: int, part: Sequence[str]) -> None:
+            try:
+                cast(FilesystemBlobStore, self.stores[index]).sync_folders(part)
+            except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
+                log.warning("folders of %s not synced: %s", self.stores[index].name, exc)
+                errors.setdefault(index, f"{type(exc).__name__}: {exc}")
+
+        self._run([(write, (index, part)) for index in range(len(self.stores))
+                   for part in _parts(items)])
+        self._run([(sync, (index, part)) for index in range(len(self.stores))
+                   if index not in errors for part in _parts(sorted(folders[index]))])
+        for index, store in enumerate(self.stores):
+            if index not in errors and isinstance(store, FilesystemBlobStore):
                 try:
-                    store.delete(key)
-                except Exception:  # noqa: BLE001 - best effort; an orphan copy is harmless
-                    log.exception("could not remove %s from %s after a failed put",
-                                  key, store.name)
-            raise InsufficientCopies(key, len(written), self.min_copies, errors)
+                    store.sync_root(folders[index])
+                except Exception as exc:  # noqa: BLE001 - any failure counts as a missing copy
+                    errors[index] = f"{type(exc).__name__}: {exc}"
+        written = [s for i, s in enumerate(self.stores) if i not in errors]
+        if len(written) < self.min_copies:
+            for index, store in enumerate(self.stores):
+                for key in created[index]:
+                    try:
+                        store.delete(key)
+                    except Exception:  # noqa: BLE001 - best effort; an orphan copy is harmless
+                        log.exception("could not remove %s from %s after a failed put",
+                                      key, store.name)
+            raise InsufficientCopies(items[0][0], len(written), self.min_copies,
+                                     {self.stores[i].name: e for i, e in errors.items()})
         return [s.name for s in written]
+
+    def _run(self, jobs: Sequence[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
+        """Run ``jobs`` (functions that catch their own errors), the first in this thread
+        and the others in the pool; return once all are done."""
+        if not jobs:
+            return
+        pending = [self._pool().submit(job, *args) for job, args in jobs[1:]]
+        first, args = jobs[0]
+        try:
+            first(*args)
+        finally:
+            for future in pending:
+                future.result()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The writers of the locations after the first, shared by every call of this
+        process (created at first use: threads do not survive a fork)."""
+        with self._pool_lock:
+            if self._pool_of is None or self._pool_of[0] != _pid:
+                self._pool_of = (_pid, ThreadPoolExecutor(
+                    _WRITERS, thread_name_prefix="blob-writer"))
+            return self._pool_of[1]
 
     def open(self, key: str) -> BinaryIO:
         """Read from the first location that has the blob. Raises :class:`BlobNotFound`."""
@@ -605,17 +807,44 @@ def _create(path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
+_staged_names = itertools.count()
+
+
 def stage_bytes(data: bytes, directory: Path,
                 algorithms: Sequence[str] = ("sha512", "sha256")) -> StagedFile:
     """Write ``data`` (a small upload received whole) to a new file in ``directory``, with its
     digests: what :func:`receive` does, without its worker thread, for a part small enough
     to be hashed and written at once (tens of microseconds for a few tens of KiB)."""
-    path = _new_upload(directory)
-    with _removed_on_failure(path), _create(path) as out:
-        out.write(data)
-    return StagedFile(path, len(data), {
-        name: hashlib.new(name, data).hexdigest()
-        for name in (normalise_algorithm(a) for a in algorithms)})
+    return stage_many([data], directory, algorithms)[0]
+
+
+def stage_many(parts: Sequence[bytes], directory: Path,
+               algorithms: Sequence[str] = ("sha512", "sha256")) -> list[StagedFile]:
+    """:func:`stage_bytes` for several parts: the folder made once, each file written by
+    one system call, named from a counter of the process (``directory`` is the caller's
+    own: the names only need to differ there; ``O_EXCL`` refuses any existing file). On a
+    failure, the files already written are deleted."""
+    names = [normalise_algorithm(a) for a in algorithms]
+    directory.mkdir(parents=True, exist_ok=True)
+    staged: list[StagedFile] = []
+    try:
+        for data in parts:
+            path = f"{directory}/upload-{_pid}-{next(_staged_names):x}.part"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with _removed_on_failure(path):
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+            staged.append(StagedFile(Path(path), len(data), {
+                name: hashlib.new(name, data).hexdigest() for name in names}))
+    except BaseException:
+        for done in staged:
+            done.discard()
+        raise
+    return staged
 
 
 async def receive(chunks: AsyncIterator[bytes], directory: Path, *, max_bytes: int | None,

@@ -5,7 +5,7 @@ arrive.
 A part is first kept in memory; once it passes :data:`SMALL_PART` bytes it is handed to
 :func:`plateforme.blobs.receive` (a task hashing and writing in a worker thread). Parts that
 end below that size wait in memory, up to :data:`SMALL_BATCH` bytes in all, and are then
-written together by :func:`plateforme.blobs.stage_bytes` in one worker thread. A deposit of
+written together by :func:`plateforme.blobs.stage_many` in one worker thread. A deposit of
 a hundred small documents then costs a few thread hops instead of a task and a hop per
 document: each hop waited for the GIL behind the deposits being recorded, and reading such
 a deposit took longer than recording it."""
@@ -21,8 +21,9 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from archivage.formats import identify_head
 from archivage.services import IncomingFile
-from plateforme.blobs import StagedFile, TooLarge, receive, stage_bytes
+from plateforme.blobs import StagedFile, TooLarge, receive, stage_many
 from plateforme.errors import InvalidInput
 
 MAX_FIELD_BYTES = 1024 * 1024
@@ -102,15 +103,10 @@ async def read_deposit(request: Request, directory: Path, *, max_bytes: int
     small_bytes = 0
 
     def stage_all(batch: list[tuple[str | None, bytes]]) -> list[IncomingFile]:
-        staged: list[IncomingFile] = []
-        try:
-            for filename, data in batch:
-                staged.append(IncomingFile(filename, stage_bytes(data, directory)))
-        except BaseException:
-            for incoming in staged:
-                incoming.staged.discard()
-            raise
-        return staged
+        staged = stage_many([data for _, data in batch], directory)
+        # identified now, from the bytes at hand, rather than read again from the file
+        return [IncomingFile(filename, file, identify_head(data))
+                for (filename, data), file in zip(batch, staged, strict=True)]
 
     async def flush() -> None:
         nonlocal small_bytes

@@ -21,13 +21,12 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -36,7 +35,7 @@ from archivage import fulltext, logbook
 from archivage.clamav import ClamdClient
 from archivage.config import ArchivesSettings
 from archivage.formats import FileFormat, identify, is_text
-from archivage.identifiers import ark, mint, neutral_filename
+from archivage.identifiers import ark, mint, mint_many, neutral_filename, uuid4_hex_many
 from archivage.models import BlobIntent, DataObject, Deposit, Rule, Unit
 from archivage.repository import get_deposit_by_key, live_references
 from archivage.schemas import Actor, DepositMetadata, UnitMetadata
@@ -54,7 +53,6 @@ from plateforme.errors import Conflict, DomainError, Forbidden, InvalidInput, No
 log = logging.getLogger("archivage.deposits")
 
 SEDA_VERSION = "2.2"
-_STORE_THREADS = 8  # files of one deposit written to the locations at once
 
 
 class _Intent(NamedTuple):
@@ -66,16 +64,31 @@ class _Intent(NamedTuple):
 
 @dataclass
 class IncomingFile:
-    """A file of a deposit, staged with its digests; ``filename`` as the client sent it."""
+    """A file of a deposit, staged with its digests; ``filename`` as the client sent it;
+    ``format`` when it was identified as it arrived (else read from the staged file)."""
 
     filename: str | None
     staged: StagedFile
+    format: FileFormat | None = None
 
 
 def _fingerprint(files: Sequence[IncomingFile], metadata: UnitMetadata) -> str:
     body = json.dumps({"files": [f.staged.digests["sha512"] for f in files],
                        "title": metadata.title}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _delete_intents(session: Session, ids: Sequence[str]) -> int:
+    """Delete these intents (a Core statement: no ORM synchronisation of the session); how
+    many there were. On PostgreSQL the identifiers go as one array (``= ANY``) rather than
+    a parameter each, a statement psycopg would parse again for every length."""
+    if session.get_bind().dialect.name == "postgresql":
+        result = session.execute(text("DELETE FROM arch_blob_intent WHERE id = ANY(:ids)"),
+                                 {"ids": list(ids)})
+    else:
+        table = BlobIntent.__table__  # type: ignore[attr-defined]
+        result = session.execute(delete(table).where(table.c.id.in_(list(ids))))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def require_writer(actor: Actor) -> str:
@@ -225,7 +238,7 @@ class DepositService:
                         f"Empreinte {algorithm.upper()} du fichier « {name} » différente de "
                         "celle annoncée : le fichier a été altéré pendant le transfert.",
                         field=f"files.{index}.{algorithm}")
-        return [identify(f.staged.path) for f in files]
+        return [f.format or identify(f.staged.path) for f in files]
 
     def _parent(self, session: Session, organisation: str, parent_id: str | None
                 ) -> Unit | None:
@@ -244,7 +257,8 @@ class DepositService:
     def _store(self, files: Sequence[IncomingFile]) -> list[_Intent]:
         # Plain rows in one INSERT: building an ORM object per file cost more than the rest.
         now = utcnow()
-        intents = [_Intent(uuid.uuid4().hex, f.staged.digests["sha512"]) for f in files]
+        intents = [_Intent(intent_id, f.staged.digests["sha512"])
+                   for intent_id, f in zip(uuid4_hex_many(len(files)), files, strict=True)]
         with Session(self._engine, expire_on_commit=False) as session:
             insert_rows(session, BlobIntent.__table__, [  # type: ignore[attr-defined]
                 {"id": i.id, "blob_key": i.blob_key, "created_at": now} for i in intents])
@@ -253,18 +267,9 @@ class DepositService:
         try:
             # The staged files are ours and only deleted after the deposit: the first
             # location on their file system keeps them by a hard link (no new inode, none
-            # freed); every other location gets its own copy.
-            if len(unique) == 1:
-                self._blobs.put_file(*next(iter(unique.items())), adopt=True)
-            else:
-                # Copies are written and fsync-ed by a few threads at once (fsync releases
-                # the GIL; the file system's journal then commits their metadata together).
-                # Leaving the block waits for every write, so a failure is abandoned only
-                # once nothing is being written any more.
-                with ThreadPoolExecutor(min(_STORE_THREADS, len(unique))) as pool:
-                    for future in [pool.submit(self._blobs.put_file, key, path, adopt=True)
-                                   for key, path in unique.items()]:
-                        future.result()
+            # freed); every other location gets its own copy. Each location takes the whole
+            # batch (its folders synced once for it), the locations in parallel.
+            self._blobs.put_files(list(unique.items()), adopt=True)
         except BaseException:
             self._abandon(intents)
             raise
@@ -310,9 +315,11 @@ class DepositService:
             session.flush()
             # The top unit is the only one that may carry rules of its own: its effective
             # rules are computed as for any unit; its items (new, without rules of their own,
-            # blocking nothing) inherit them as they stand.
+            # blocking nothing) inherit them as they stand. Without rules of its own nor a
+            # parent, a new unit has none, as it was created: nothing to compute.
             applied = rules_service.assign(session, top, metadata.rules, today)
-            rules_service.recompute(session, top, units=[top])
+            if applied or parent is not None:
+                rules_service.recompute(session, top, units=[top])
             # Items and files are inserted as plain rows, one statement per table: an ORM
             # object per file (pydantic defaults, instrumentation, unit of work) was the
             # largest cost of a deposit of small documents.
@@ -324,13 +331,16 @@ class DepositService:
             items: list[dict[str, Any]] = []
             objects: list[dict[str, Any]] = []
             texts: dict[str, str] = {}
+            # identifiers drawn at once: one system call, not one per character or per id
+            item_ids = iter(mint_many(0 if single else len(files)))
+            object_ids = iter(uuid4_hex_many(len(files)))
             for index, incoming in enumerate(files):
                 described = metadata.files[index] if index < len(metadata.files) else None
                 filename = neutral_filename(incoming.filename, f"document-{index + 1}")
                 if single:
                     holder_id = top.id
                 else:
-                    holder_id = mint()
+                    holder_id = next(item_ids)
                     item = {**self._item_row(top, now), "id": holder_id,
                             "path": f"{top.path}{holder_id}/",
                             "title": (described.title if described and described.title
@@ -341,7 +351,7 @@ class DepositService:
                 fmt = formats[index]
                 digests = incoming.staged.digests
                 objects.append({
-                    "id": uuid.uuid4().hex, "unit_id": holder_id, "filename": filename,
+                    "id": next(object_ids), "unit_id": holder_id, "filename": filename,
                     "media_type": fmt.media_type, "format_id": fmt.puid,
                     "size": incoming.staged.size, "sha512": digests["sha512"],
                     "sha256": digests["sha256"], "blob_key": digests["sha512"],
@@ -353,9 +363,7 @@ class DepositService:
             fulltext.add_texts(session, [(top.id, _search_body(top, texts.get(top.id, "")))] + [
                 (item["id"], _search_body_of(item, texts.get(item["id"], "")))
                 for item in items])
-            removed = session.execute(delete(BlobIntent).where(
-                col(BlobIntent.id).in_([i.id for i in intents])))
-            if removed.rowcount != len(intents):  # type: ignore[attr-defined]
+            if _delete_intents(session, [i.id for i in intents]) != len(intents):
                 raise Conflict("Le versement a dépassé le délai de stockage ; réessayez.")
             ack = {
                 "deposit_id": key, "operation_id": deposit.id, "organisation": organisation,

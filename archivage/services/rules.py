@@ -168,7 +168,11 @@ def recompute(session: Session, top: Unit, *, units: Sequence[Unit] | None = Non
     for record in session.exec(select(UnitRule).where(
             col(UnitRule.unit_id).in_(list(by_id)))).all():
         own.setdefault(record.unit_id, {})[record.category] = record
-    rules = {r.rule_id: r for r in session.exec(select(Rule)).all()}
+    # only the rules these units name (none, for a deposit without rules of its own): the
+    # whole referential as ORM objects was most of a deposit's recomputation
+    named = sorted({record.rule_id for records in own.values() for record in records.values()})
+    rules = {r.rule_id: r for r in session.exec(select(Rule).where(
+        col(Rule.rule_id).in_(named))).all()} if named else {}
     for unit in units:  # top first: parents are done before their children
         parent = by_id.get(unit.parent_id or "") or (
             session.get(Unit, unit.parent_id) if unit.parent_id else None)

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.requests import Request
 
 from archivage.api.multipart import SMALL_BATCH, SMALL_PART, read_deposit
-from plateforme.blobs import TooLarge
+from archivage.formats import identify
+from plateforme import blobs as blobs_module
+from plateforme.blobs import TooLarge, stage_many
 
 BOUNDARY = b"b0undary"
 
@@ -94,3 +98,41 @@ def test_a_large_part_gets_only_what_the_small_ones_left(tmp_path: Path) -> None
     _, files = asyncio.run(read_deposit(_request(body, []), tmp_path,
                                         max_bytes=SMALL_PART * 5 // 2))
     assert [f.staged.size for f in files] == [len(small), len(large)]
+
+
+def test_small_parts_are_identified_as_they_arrive(tmp_path: Path) -> None:
+    """The format of a small part comes from its bytes in memory (what ``identify`` finds in
+    the staged file); a large part's is left to be read from its file."""
+    contents = [b"%PDF-1.7\n" + secrets.token_bytes(3000), "Procès-verbal\n".encode() * 50,
+                b'{"a": 1}', b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(20_000), b"",
+                secrets.token_bytes(SMALL_PART + 1)]
+    parts = [("metadata", None, b"{}"),
+             *[("file", f"f{i}", data) for i, data in enumerate(contents)]]
+    _, files = asyncio.run(read_deposit(_request(_body(parts), []), tmp_path,
+                                        max_bytes=10**9))
+    assert [f.format for f in files[:-1]] == [identify(f.staged.path) for f in files[:-1]]
+    assert [f.format.media_type for f in files[:-1] if f.format] == [
+        "application/pdf", "text/plain", "application/json", "image/png", "text/plain"]
+    assert files[-1].format is None
+
+
+def test_staging_a_batch_that_fails_midway_leaves_nothing(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    real_write = os.write
+    writes: list[int] = []
+
+    def full_disk(fd: int, data: Any) -> int:
+        writes.append(fd)
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(blobs_module.os, "write", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        stage_many([b"un", b"deux", b"trois", b"quatre"], tmp_path / "lot")
+    assert not list((tmp_path / "lot").iterdir())
+    monkeypatch.setattr(blobs_module.os, "write", real_write)
+    staged = stage_many([b"un", b"deux"], tmp_path / "lot")
+    assert [s.path.read_bytes() for s in staged] == [b"un", b"deux"]
+    assert staged[1].digests["sha256"] == hashlib.sha256(b"deux").hexdigest()

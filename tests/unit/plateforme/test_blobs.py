@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 import threading
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -212,7 +213,7 @@ def test_stale_temporaries_of_a_killed_writer_are_removed_at_start(tmp_path: Pat
     leftovers = list((root / ".tmp").iterdir())
     assert len(leftovers) == 1
     # A temporary file of a live writer (this process) is kept; an old foreign one goes.
-    mine = store._temporary()
+    mine = Path(store._temporary())
     mine.write_bytes(b"in progress")
     foreign = root / ".tmp" / "0123.1.otherhost.tmp"
     foreign.write_bytes(b"old")
@@ -310,6 +311,198 @@ def test_adopted_link_is_fsynced(store: FilesystemBlobStore, tmp_path: Path,
     assert store.adopt_file(sha512(data), source) is True
     assert source.stat().st_ino in synced  # the data, before the rename
     assert store.path_of(sha512(data)).parent.stat().st_ino in synced  # then the folder
+
+
+def _record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bool]]:
+    """Every ``fsync`` of the blob module from now on: (inode, is a folder)."""
+    synced: list[tuple[int, bool]] = []
+    real_fsync = os.fsync
+
+    def record(fd: int) -> None:
+        info = os.fstat(fd)
+        synced.append((info.st_ino, stat.S_ISDIR(info.st_mode)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(blobs_module.os, "fsync", record)
+    return synced
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_batch_syncs_each_file_and_each_folder_once(
+        store: FilesystemBlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        adopt: bool) -> None:
+    datas = [f"piece {i}".encode() for i in range(40)]
+    items = [(sha512(d), write(tmp_path, d, f"s{i}")) for i, d in enumerate(datas)]
+    folders = {store.path_of(key).parent for key, _ in items}
+    assert len(folders) < len(items)  # some folders receive several files
+    synced = _record_fsyncs(monkeypatch)
+    assert store.put_files(items, adopt=adopt) == (len(items) if adopt else 0)
+    files = [ino for ino, is_dir in synced if not is_dir]
+    dirs = [ino for ino, is_dir in synced if is_dir]
+    assert sorted(files) == sorted(store.path_of(key).stat().st_ino for key, _ in items)
+    # each folder once, and the root once: its new folders' entries
+    assert sorted(dirs) == sorted([f.stat().st_ino for f in folders] + [store.root.stat().st_ino])
+    for (key, source), data in zip(items, datas, strict=True):
+        assert store.path_of(key).read_bytes() == data
+        assert (store.path_of(key).stat().st_ino == source.stat().st_ino) is adopt
+    assert not list(store._tmp.iterdir())
+    synced.clear()
+    again = [(sha512(b"encore"), write(tmp_path, b"encore", "again"))]
+    store.put_files(again)  # a folder synced into the root before: the root is not synced
+    assert store.root.stat().st_ino not in [ino for ino, _ in synced]
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_batch_reports_the_keys_it_created(store: FilesystemBlobStore, tmp_path: Path,
+                                             adopt: bool) -> None:
+    old, new = b"verse avant", b"nouveau"
+    store.put_file(sha512(old), write(tmp_path, old, "old"))
+    created: list[str] = []
+    store.put_files([(sha512(old), write(tmp_path, old, "again")),
+                     (sha512(new), write(tmp_path, new, "new"))], adopt=adopt, created=created)
+    assert created == [sha512(new)]
+
+
+def test_the_data_is_synced_before_the_name_appears(store: FilesystemBlobStore, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    real_fsync, real_link, real_replace = os.fsync, os.link, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "data")
+        real_fsync(fd)
+
+    def link(*args: Any, **kwargs: Any) -> None:
+        real_link(*args, **kwargs)
+        events.append("name")  # once done (a first try may fail: no folder yet)
+
+    def replace(*args: Any, **kwargs: Any) -> None:
+        real_replace(*args, **kwargs)
+        events.append("name")
+
+    monkeypatch.setattr(blobs_module.os, "fsync", fsync)
+    monkeypatch.setattr(blobs_module.os, "link", link)
+    monkeypatch.setattr(blobs_module.os, "replace", replace)
+    data = b"deliberation"
+    key = sha512(data)
+    store.put_files([(key, write(tmp_path, data))], adopt=True)
+    assert events == ["data", "name", "dir", "dir"]  # the folder, then the root
+    events.clear()
+    store.put_files([(key, write(tmp_path, data, "copy"))])
+    assert events == ["data", "name", "dir"]
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_folder_another_writer_creates_meanwhile(store: FilesystemBlobStore, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  adopt: bool) -> None:
+    """The name fails for want of a folder, which another writer creates right then."""
+    name = "link" if adopt else "replace"
+    real = getattr(os, name)
+    raced: list[str] = []
+
+    def racing(source: Any, target: Any, **kwargs: Any) -> None:
+        folder = os.path.dirname(target)
+        if not raced and not os.path.isdir(folder):
+            os.mkdir(folder)  # the other writer
+            raced.append(folder)
+            raise FileNotFoundError(2, "No such file or directory")
+        real(source, target, **kwargs)
+
+    monkeypatch.setattr(blobs_module.os, name, racing)
+    data = b"registre"
+    store.put_files([(sha512(data), write(tmp_path, data))], adopt=adopt)
+    assert raced and store.path_of(sha512(data)).read_bytes() == data
+
+
+def test_an_adopted_file_replaces_an_existing_copy_through_a_temporary_link(
+        store: FilesystemBlobStore, tmp_path: Path) -> None:
+    data = b"arrete"
+    key = sha512(data)
+    store.put_file(key, write(tmp_path, data, "first"))
+    source = write(tmp_path, data, "second")
+    assert store.adopt_file(key, source) is True
+    assert store.path_of(key).stat().st_ino == source.stat().st_ino
+    assert not list(store._tmp.iterdir())
+
+
+def test_replicated_batches_share_one_pool_of_writers(two: Two, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, blobs = two
+    used: list[str] = []
+    real = FilesystemBlobStore.write_files
+
+    def record(self: FilesystemBlobStore, items: Any, **kwargs: Any) -> int:
+        used.append(f"{self.name}:{threading.current_thread().name}")
+        return real(self, items, **kwargs)
+
+    monkeypatch.setattr(FilesystemBlobStore, "write_files", record)
+    for n in range(3):
+        datas = [f"lot {n} piece {i}".encode() for i in range(5)]
+        items = [(sha512(d), write(tmp_path, d, f"{n}-{i}")) for i, d in enumerate(datas)]
+        assert blobs.put_files(items, adopt=True) == ["a", "b"]
+        for key, _ in items:
+            assert a.exists(key) and b.exists(key)
+    pool = blobs._pool()
+    assert blobs._pool() is pool  # one pool for every call
+    # a small batch is one part per location: the first in the caller's thread, the second
+    # in the pool
+    assert sorted(used) == sorted([f"a:{threading.current_thread().name}"] * 3 + [
+        u for u in used if u.startswith("b:blob-writer")])
+    assert len(used) == 6
+    monkeypatch.setattr(blobs_module, "_pid", -1)  # as in a child process after a fork
+    assert blobs._pool() is not pool
+
+
+def test_a_large_batch_is_written_in_parts_and_each_folder_synced_once(
+        two: Two, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b, blobs = two
+    threads: set[str] = set()
+    real = FilesystemBlobStore.write_files
+
+    def record(self: FilesystemBlobStore, items: Any, **kwargs: Any) -> int:
+        threads.add(threading.current_thread().name)
+        return real(self, items, **kwargs)
+
+    monkeypatch.setattr(FilesystemBlobStore, "write_files", record)
+    datas = [f"piece {i}".encode() for i in range(100)]
+    items = [(sha512(d), write(tmp_path, d, f"s{i}")) for i, d in enumerate(datas)]
+    synced = _record_fsyncs(monkeypatch)
+    assert blobs.put_files(items, adopt=True) == ["a", "b"]
+    assert len(threads) > 2  # parts written at once
+    dirs = sorted(ino for ino, is_dir in synced if is_dir)
+    expected = [store.path_of(key).parent.stat().st_ino for store in (a, b) for key in
+                {k: None for k, _ in items}]
+    assert dirs == sorted(set(expected) | {a.root.stat().st_ino, b.root.stat().st_ino})
+    assert len([ino for ino, is_dir in synced if not is_dir]) == 200
+    for key, _ in items:
+        assert a.path_of(key).stat().st_nlink == 2 and b.path_of(key).stat().st_nlink == 1
+
+
+def test_a_batch_a_location_refuses_midway_is_removed_everywhere(tmp_path: Path) -> None:
+    a = FilesystemBlobStore(tmp_path / "a", name="a")
+    b = FilesystemBlobStore(tmp_path / "b", name="b")
+    kept = b"depose avant"
+    b.put_file(sha512(kept), write(tmp_path, kept, "kept"))
+    real = b.write_files
+    written: list[str] = []
+
+    def half(items: Sequence[tuple[str, Path]], *, adopt: bool = False,
+             created: list[str] | None = None, folders: set[str]) -> int:
+        real(items[:2], created=created, folders=folders)
+        written.extend(key for key, _ in items[:2])
+        raise OSError(28, "No space left on device")
+
+    b.write_files = half  # type: ignore[method-assign]
+    datas = [kept, b"un", b"deux", b"trois"]
+    items = [(sha512(d), write(tmp_path, d, f"f{i}")) for i, d in enumerate(datas)]
+    blobs = ReplicatedBlobs([a, b], min_copies=2)
+    with pytest.raises(InsufficientCopies) as caught:
+        blobs.put_files(items)
+    assert caught.value.written == 1 and "No space left" in caught.value.errors["b"]
+    assert written == [sha512(kept), sha512(b"un")]
+    assert list(a.keys()) == []  # every copy this call created is gone, in both locations
+    assert list(b.keys()) == [sha512(kept)]  # what was there before stays
 
 
 def test_insufficient_copies_rolls_back(tmp_path: Path) -> None:
