@@ -78,7 +78,6 @@ __all__ = [
     "make_blob_stores",
     "normalise_algorithm",
     "receive",
-    "stage_bytes",
     "stage_many",
 ]
 
@@ -810,17 +809,11 @@ def _create(path: Path) -> BinaryIO:
 _staged_names = itertools.count()
 
 
-def stage_bytes(data: bytes, directory: Path,
-                algorithms: Sequence[str] = ("sha512", "sha256")) -> StagedFile:
-    """Write ``data`` (a small upload received whole) to a new file in ``directory``, with its
-    digests: what :func:`receive` does, without its worker thread, for a part small enough
-    to be hashed and written at once (tens of microseconds for a few tens of KiB)."""
-    return stage_many([data], directory, algorithms)[0]
-
-
 def stage_many(parts: Sequence[bytes], directory: Path,
                algorithms: Sequence[str] = ("sha512", "sha256")) -> list[StagedFile]:
-    """:func:`stage_bytes` for several parts: the folder made once, each file written by
+    """Write each of ``parts`` (small uploads received whole) to a new file in ``directory``,
+    with its digests: what :func:`receive` does, without its worker thread, for parts small
+    enough to be hashed and written at once. The folder is made once, each file written by
     one system call, named from a counter of the process (``directory`` is the caller's
     own: the names only need to differ there; ``O_EXCL`` refuses any existing file). On a
     failure, the files already written are deleted."""
