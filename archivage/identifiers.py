@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import unicodedata
 import uuid
 
@@ -16,12 +15,13 @@ _UNSAFE = re.compile(r'[\\/:*?"<>|]')
 
 def mint(length: int = 12) -> str:
     """A new unit identifier: ``mc`` followed by random betanumeric characters."""
-    return "mc" + "".join(secrets.choice(BETANUMERIC) for _ in range(length))
+    return mint_many(1, length)[0]
 
 
 def mint_many(count: int, length: int = 12) -> list[str]:
-    """``count`` identifiers as :func:`mint` makes them, drawn from the system's random source
-    in one call (:func:`mint` asks it once per character: a system call each)."""
+    """``count`` new unit identifiers (:func:`mint`), their characters drawn uniformly from
+    the system's random source in one call (not one system call per character, as
+    ``secrets.choice`` would make)."""
     size = len(BETANUMERIC)
     limit = 256 - 256 % size  # bytes at or above it would favour the first characters
     wanted = count * length
